@@ -1,0 +1,43 @@
+"""The JOSE core: JWS, JWK and JWT, pure and synchronous (no I/O, no clock but the one given)."""
+
+from __future__ import annotations
+
+from jotkit.jose import jws, jwt
+from jotkit.jose.algorithms import ALGORITHMS
+from jotkit.jose.errors import (
+    ExpiredToken,
+    InvalidClaim,
+    InvalidKey,
+    InvalidSignature,
+    JoseError,
+    KeyMismatch,
+    KeyNotFound,
+    MalformedToken,
+    NotYetValid,
+    RevokedToken,
+    TokenTooLarge,
+    UnsupportedAlgorithm,
+)
+from jotkit.jose.keys import Key, KeySet
+from jotkit.jose.verifier import Verifier
+
+__all__ = [
+    "ALGORITHMS",
+    "ExpiredToken",
+    "InvalidClaim",
+    "InvalidKey",
+    "InvalidSignature",
+    "JoseError",
+    "Key",
+    "KeyMismatch",
+    "KeyNotFound",
+    "KeySet",
+    "MalformedToken",
+    "NotYetValid",
+    "RevokedToken",
+    "TokenTooLarge",
+    "UnsupportedAlgorithm",
+    "Verifier",
+    "jws",
+    "jwt",
+]

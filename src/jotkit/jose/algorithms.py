@@ -1,0 +1,149 @@
+"""The JWA signature algorithms (RFC 7518 §3, RFC 8037, RFC 9864): one constant registry.
+
+Every primitive comes from ``cryptography`` or ``hmac``/``hashlib``. ``none`` is not in the
+registry and cannot be added: a token can only be accepted through one of these entries.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "algorithms_for",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Algorithm:
+    """One JWS ``alg``: the key type (and curves) it needs and its sign/verify primitives.
+
+    ``size_bytes`` is the hash output for HMAC (the minimum secret length, RFC 7518 §3.2) and
+    the coordinate size for ECDSA (a signature is exactly ``2 * size_bytes``, RFC 7518 §3.4).
+    """
+
+    name: str
+    kty: str
+    curves: frozenset[str]
+    hash_name: str | None
+    size_bytes: int
+    sign: Callable[[Any, bytes], bytes]
+    verify: Callable[[Any, bytes, bytes], bool]
+
+
+# Instantiated once: cryptography hash and padding objects are immutable and reusable, and
+# building them per call costs ~1 µs on the verify path.
+_HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+_PKCS1 = padding.PKCS1v15()
+
+
+def _hmac(hash_name: str, size: int, name: str) -> Algorithm:
+    def sign(secret: bytes, signing_input: bytes) -> bytes:
+        return hmac.digest(secret, signing_input, hash_name)
+
+    def verify(secret: bytes, signing_input: bytes, signature: bytes) -> bool:
+        return hmac.compare_digest(hmac.digest(secret, signing_input, hash_name), signature)
+
+    return Algorithm(name, "oct", frozenset(), hash_name, size, sign, verify)
+
+
+def _rsa(hash_name: str, name: str, *, pss: bool) -> Algorithm:
+    digest = _HASHES[hash_name]
+    # RFC 7518 §3.5: PSS with MGF1 over the same hash and a salt as long as the hash output.
+    pad = padding.PSS(padding.MGF1(digest), digest.digest_size) if pss else _PKCS1
+
+    def sign(private_key: Any, signing_input: bytes) -> bytes:
+        return private_key.sign(signing_input, pad, digest)  # type: ignore[no-any-return]
+
+    def verify(public_key: Any, signing_input: bytes, signature: bytes) -> bool:
+        try:
+            public_key.verify(signature, signing_input, pad, digest)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+    return Algorithm(name, "RSA", frozenset(), hash_name, digest.digest_size, sign, verify)
+
+
+def _ecdsa(hash_name: str, curve: str, size: int, name: str) -> Algorithm:
+    scheme = ec.ECDSA(_HASHES[hash_name])
+
+    def sign(private_key: Any, signing_input: bytes) -> bytes:
+        r, s = decode_dss_signature(private_key.sign(signing_input, scheme))
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+    def verify(public_key: Any, signing_input: bytes, signature: bytes) -> bool:
+        # RFC 7518 §3.4: the signature is the fixed-width R || S, never DER. Zero R or S is the
+        # "psychic signature" (CVE-2022-21449); OpenSSL rejects it, we refuse it before asking.
+        if len(signature) != 2 * size:
+            return False
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        if r == 0 or s == 0:
+            return False
+        try:
+            public_key.verify(encode_dss_signature(r, s), signing_input, scheme)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+    return Algorithm(name, "EC", frozenset({curve}), hash_name, size, sign, verify)
+
+
+def _eddsa(name: str, curves: frozenset[str]) -> Algorithm:
+    def sign(private_key: Any, signing_input: bytes) -> bytes:
+        return private_key.sign(signing_input)  # type: ignore[no-any-return]
+
+    def verify(public_key: Any, signing_input: bytes, signature: bytes) -> bool:
+        try:
+            public_key.verify(signature, signing_input)
+        except _CryptoInvalidSignature:
+            return False
+        return True
+
+    return Algorithm(name, "OKP", curves, None, 0, sign, verify)
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    alg.name: alg
+    for alg in (
+        _hmac("sha256", 32, "HS256"),
+        _hmac("sha384", 48, "HS384"),
+        _hmac("sha512", 64, "HS512"),
+        _rsa("sha256", "RS256", pss=False),
+        _rsa("sha384", "RS384", pss=False),
+        _rsa("sha512", "RS512", pss=False),
+        _rsa("sha256", "PS256", pss=True),
+        _rsa("sha384", "PS384", pss=True),
+        _rsa("sha512", "PS512", pss=True),
+        _ecdsa("sha256", "P-256", 32, "ES256"),
+        _ecdsa("sha384", "P-384", 48, "ES384"),
+        _ecdsa("sha512", "P-521", 66, "ES512"),
+        # RFC 9864 deprecates the polymorphic "EdDSA" for the fully specified names; it stays
+        # accepted because most deployed issuers still emit it.
+        _eddsa("EdDSA", frozenset({"Ed25519", "Ed448"})),
+        _eddsa("Ed25519", frozenset({"Ed25519"})),
+        _eddsa("Ed448", frozenset({"Ed448"})),
+    )
+}
+
+
+def algorithms_for(kty: str, crv: str | None) -> frozenset[str]:
+    """Every algorithm usable with a key of this type (and curve): the default allow-list."""
+    return frozenset(
+        alg.name
+        for alg in ALGORITHMS.values()
+        if alg.kty == kty and (not alg.curves or crv in alg.curves)
+    )

@@ -1,0 +1,113 @@
+"""The JOSE error hierarchy: every failure of parsing, keys, signatures or claims.
+
+Each class carries a stable machine ``code`` (panva/jose style, ``ERR_JWT_EXPIRED``) that
+callers, the server's error table and the CLI map to their own outputs. Messages help the user
+fix the problem and never contain a token, a secret or key material.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ExpiredToken",
+    "InvalidClaim",
+    "InvalidKey",
+    "InvalidSignature",
+    "JoseError",
+    "KeyMismatch",
+    "KeyNotFound",
+    "MalformedToken",
+    "NotYetValid",
+    "RevokedToken",
+    "TokenTooLarge",
+    "UnsupportedAlgorithm",
+]
+
+
+class JoseError(Exception):
+    """Base of every error jotkit.jose raises; ``code`` is stable, the message is for people."""
+
+    code: str = "ERR_JOSE"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code}: {self})"
+
+
+class MalformedToken(JoseError):
+    """The token is not a well-formed JWS compact serialization / JWT (RFC 7515 §7.1)."""
+
+    code = "ERR_JWS_MALFORMED"
+
+
+class TokenTooLarge(MalformedToken):
+    """The token is longer than the configured cap; nothing of it was decoded."""
+
+    code = "ERR_JWS_TOO_LARGE"
+
+
+class UnsupportedAlgorithm(JoseError):
+    """The ``alg`` is not one jotkit implements (``none`` included, in every spelling)."""
+
+    code = "ERR_JOSE_ALG_UNSUPPORTED"
+
+
+class KeyMismatch(JoseError):
+    """The algorithm is not allowed for this key or by this policy (algorithm confusion)."""
+
+    code = "ERR_JOSE_ALG_NOT_ALLOWED"
+
+
+class KeyNotFound(KeyMismatch):
+    """No key of the caller's set matches the token's ``kid`` (or its algorithm)."""
+
+    code = "ERR_JWKS_NO_MATCHING_KEY"
+
+
+class InvalidKey(JoseError):
+    """Key material is unusable: malformed, too weak, or not meant for signatures."""
+
+    code = "ERR_JWK_INVALID"
+
+
+class InvalidSignature(JoseError):
+    """The signature does not verify with the selected key."""
+
+    code = "ERR_JWS_SIGNATURE_INVALID"
+
+
+class InvalidClaim(JoseError):
+    """A claim (or the ``typ`` header) fails validation; ``claim`` names it."""
+
+    code = "ERR_JWT_CLAIM_INVALID"
+
+    def __init__(self, message: str, *, claim: str, code: str | None = None) -> None:
+        super().__init__(message, code=code or f"ERR_JWT_INVALID_{claim.upper()}")
+        self.claim = claim
+
+
+class ExpiredToken(InvalidClaim):
+    """``exp`` is in the past (beyond the leeway), or the token is older than ``max_age``."""
+
+    code = "ERR_JWT_EXPIRED"
+
+    def __init__(self, message: str, *, claim: str = "exp", code: str | None = None) -> None:
+        super().__init__(message, claim=claim, code=code or type(self).code)
+
+
+class NotYetValid(InvalidClaim):
+    """``nbf`` is in the future (beyond the leeway)."""
+
+    code = "ERR_JWT_NOT_YET_VALID"
+
+    def __init__(self, message: str, *, claim: str = "nbf", code: str | None = None) -> None:
+        super().__init__(message, claim=claim, code=code or type(self).code)
+
+
+class RevokedToken(JoseError):
+    """A revocation hook rejected the token (its ``jti``, its session or its user)."""
+
+    code = "ERR_JWT_REVOKED"

@@ -1,0 +1,141 @@
+"""JSON Web Tokens (RFC 7519) over JWS: sign, verify with a claims policy, and peek.
+
+``verify`` is the safe default: ``exp`` is required, ``aud`` in a token is always checked,
+and the algorithm comes from the key. ``peek`` decodes without verifying, for display only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import orjson
+
+from jotkit.jose.b64 import b64decode
+from jotkit.jose.claims import SECRET_CLAIM_NAMES, check_typ, numeric_date, sensitive_claims
+from jotkit.jose.claims import validate as validate_claims
+from jotkit.jose.errors import InvalidClaim, JoseError, KeyMismatch, MalformedToken
+from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES, _sign_compact, _verify_compact, decode_header
+from jotkit.jose.keys import Key, KeySet
+
+__all__ = ["decode_claims", "peek", "sign", "verify"]
+
+
+def decode_claims(payload_segment: str) -> dict[str, Any]:
+    """Decode a JWT payload segment into its claims object (strict JSON, an object)."""
+    try:
+        # orjson rejects NaN/Infinity, invalid UTF-8 and nesting past 1024 levels itself.
+        claims = orjson.loads(b64decode(payload_segment))
+    except orjson.JSONDecodeError:
+        raise MalformedToken(
+            "the claims are not valid JSON", code="ERR_JWT_CLAIMS_INVALID"
+        ) from None
+    if type(claims) is not dict:
+        raise MalformedToken("the claims must be a JSON object", code="ERR_JWT_CLAIMS_INVALID")
+    return claims
+
+
+def verify(
+    token: str | bytes,
+    key_or_keyset: Key | KeySet,
+    *,
+    algorithms: Collection[str] | None = None,
+    issuer: str | Collection[str] | None = None,
+    audience: str | Collection[str] | None = None,
+    subject: str | None = None,
+    typ: str | None = None,
+    leeway: float = 0,
+    max_age: float | None = None,
+    require: Collection[str] = ("exp",),
+    now: float | None = None,
+    max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+) -> dict[str, Any]:
+    """Verify a JWT's signature and claims; return the claims. Raises only JoseError.
+
+    Signature first (the payload is not parsed before it is authentic), then the ``typ``
+    header, then the claims at ``now`` (default: the system clock) with ``leeway`` seconds.
+    """
+    try:
+        header, payload_segment, _ = _verify_compact(
+            token, key_or_keyset, algorithms, max_token_bytes
+        )
+        claims = decode_claims(payload_segment)
+        if typ is not None:
+            check_typ(header, typ)
+        validate_claims(
+            claims,
+            now=time.time() if now is None else now,
+            leeway=leeway,
+            issuer=issuer,
+            audience=audience,
+            subject=subject,
+            max_age=max_age,
+            require=require,
+        )
+        return claims
+    except JoseError:
+        raise
+    except Exception as exc:  # a bug of ours must still not leak as a non-JoseError
+        raise MalformedToken(f"token could not be processed ({type(exc).__name__})") from None
+
+
+def sign(
+    claims: Mapping[str, Any],
+    key: Key,
+    *,
+    alg: str | None = None,
+    header: Mapping[str, Any] | None = None,
+    allow_no_exp: bool = False,
+) -> str:
+    """Sign ``claims`` as a JWT (header ``typ: JWT`` unless ``header`` says otherwise).
+
+    Refuses what would make an unsafe token: no ``exp`` (a token that never dies) unless
+    ``allow_no_exp``, a non-numeric ``exp``/``nbf``/``iat``, and claims named like secrets
+    (password, client_secret, api_key...): a JWT is signed, not encrypted.
+    """
+    if not isinstance(claims, Mapping):
+        raise MalformedToken("JWT claims must be a mapping")
+    if not isinstance(key, Key):
+        raise KeyMismatch("sign needs a Key")
+    if "exp" not in claims and not allow_no_exp:
+        raise InvalidClaim(
+            'refusing to sign a JWT without "exp": it would never expire '
+            "(pass allow_no_exp=True if you mean it)",
+            claim="exp",
+            code="ERR_JWT_MISSING_EXP",
+        )
+    for name in ("exp", "nbf", "iat"):
+        numeric_date(claims, name)
+    secrets = sensitive_claims(claims, SECRET_CLAIM_NAMES)
+    if secrets:
+        raise InvalidClaim(
+            f"refusing to put {secrets} in a JWT: its payload is readable by anyone who holds it",
+            claim=secrets[0],
+            code="ERR_JWT_SECRET_CLAIM",
+        )
+    try:
+        payload = orjson.dumps(claims)
+    except TypeError as exc:
+        raise MalformedToken(f"claims are not JSON-serializable: {exc}") from None
+    return _sign_compact(payload, key, alg, "JWT", header)
+
+
+def peek(token: str | bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """UNVERIFIED: decode a JWT's header and claims WITHOUT checking its signature or claims.
+
+    For display, debugging and routing (e.g. choosing an issuer's key set) only: nothing in
+    the result can be trusted. Use ``verify`` before acting on any of it.
+    """
+    if isinstance(token, bytes | bytearray):
+        try:
+            token = bytes(token).decode("ascii")
+        except UnicodeDecodeError:
+            raise MalformedToken("a token is ASCII text") from None
+    if not isinstance(token, str):
+        raise MalformedToken("a token is a string")
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise MalformedToken(f"a compact JWS has 3 segments, this has {len(parts)}")
+    header = decode_header(parts[0])
+    return header, decode_claims(parts[1])

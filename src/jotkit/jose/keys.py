@@ -1,0 +1,537 @@
+"""Keys and key sets: JWK (RFC 7517), PEM/DER, generation, RFC 7638 thumbprints.
+
+A ``Key`` knows which algorithms it may be used with: its own ``alg`` when bound, else every
+algorithm of its type and curve (HMAC ones only when the secret is long enough). That set, not
+the token's header, decides what a signature is checked with (RFC 8725 §3.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from jotkit.jose.algorithms import ALGORITHMS, algorithms_for
+from jotkit.jose.b64 import b64decode, b64encode
+from jotkit.jose.errors import InvalidKey, JoseError, KeyMismatch, UnsupportedAlgorithm
+
+__all__ = ["MIN_RSA_BITS", "Key", "KeySet"]
+
+MIN_RSA_BITS = 2048
+
+_EC_CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
+    "P-256": (ec.SECP256R1, 32),
+    "P-384": (ec.SECP384R1, 48),
+    "P-521": (ec.SECP521R1, 66),
+}
+_EC_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+_OKP_CURVES: dict[str, tuple[Any, Any]] = {
+    "Ed25519": (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey),
+    "Ed448": (ed448.Ed448PrivateKey, ed448.Ed448PublicKey),
+}
+# What a caller gets for a "sign with this kind of key" request without an explicit alg.
+_DEFAULT_ALG = {"RSA": "RS256", "P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+_DEFAULT_ALG.update({"Ed25519": "Ed25519", "Ed448": "Ed448", "oct": "HS256"})
+# Key material that must never become an HMAC secret: feeding a public key to HS256 is the
+# algorithm-confusion attack (CVE-2022-29217, CVE-2015-9235).
+_ASYMMETRIC_MARKERS = (b"-----BEGIN", b"ssh-rsa", b"ssh-ed25519", b"ecdsa-sha2-", b"ssh-dss")
+_RSA_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
+_PUBLIC_MEMBERS = {"oct": ("k",), "RSA": ("e", "n"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
+
+
+def _int(value: int) -> str:
+    return b64encode(value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
+
+
+def _member(jwk: Mapping[str, Any], name: str) -> bytes:
+    value = jwk.get(name)
+    if not isinstance(value, str):
+        raise InvalidKey(f"JWK member {name!r} is missing or not a string")
+    try:
+        return b64decode(value)
+    except JoseError:
+        raise InvalidKey(f"JWK member {name!r} is not base64url") from None
+
+
+def _uint(jwk: Mapping[str, Any], name: str) -> int:
+    return int.from_bytes(_member(jwk, name), "big")
+
+
+class Key:
+    """One signing or verification key, bound to at most one algorithm.
+
+    Build it with ``from_jwk``, ``from_pem``, ``from_der``, ``from_secret`` or ``generate``.
+    ``repr`` and ``to_jwk()`` never show private material (``to_jwk(private=True)`` does).
+    """
+
+    __slots__ = (
+        "_allowed",
+        "_header_memo",
+        "_material",
+        "_private",
+        "_public_material",
+        "_signing_headers",
+        "_verify_algs",
+        "alg",
+        "crv",
+        "key_ops",
+        "kid",
+        "kty",
+        "use",
+    )
+
+    def __init__(
+        self,
+        material: Any,
+        *,
+        kty: str,
+        crv: str | None = None,
+        alg: str | None = None,
+        kid: str | None = None,
+        use: str | None = None,
+        key_ops: Iterable[str] | None = None,
+    ) -> None:
+        """Wrap a ``cryptography`` key object (or HMAC secret bytes); prefer the constructors."""
+        self.kty = kty
+        self.crv = crv
+        self._material = material
+        self._private = kty == "oct" or hasattr(material, "sign")
+        # What verify() hands to the primitive: the secret, or the public half computed once.
+        self._public_material = (
+            material.public_key() if kty != "oct" and self._private else material
+        )
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidKey("kid must be a string")
+        if use not in (None, "sig", "enc"):
+            raise InvalidKey(f"unknown key use {use!r} (expected 'sig' or 'enc')")
+        self.kid = kid
+        self.use = use
+        self.key_ops = None if key_ops is None else frozenset(key_ops)
+        compatible = algorithms_for(kty, crv)
+        if kty == "oct":
+            # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
+            compatible = frozenset(
+                name for name in compatible if len(material) >= ALGORITHMS[name].size_bytes
+            )
+        if alg is not None:
+            if alg not in ALGORITHMS:
+                raise InvalidKey(f"unsupported algorithm {alg!r} for a key")
+            if alg not in compatible:
+                raise InvalidKey(self._refusal(alg))
+            compatible = frozenset({alg})
+        elif not compatible:
+            raise InvalidKey(self._refusal("HS256"))
+        self.alg = alg
+        self._allowed = compatible
+        # use=enc keys stay in a key set (a JWKS may mix them) but never check a signature.
+        self._verify_algs = compatible if self.can("verify") else frozenset()
+        # Parsed protected headers, keyed by their base64url text (see jws._parse_header),
+        # and encoded headers this key signs with (see jws._encoded_header): per-key caches.
+        self._header_memo: dict[str, Any] = {}
+        self._signing_headers: dict[Any, str] = {}
+
+    def _refusal(self, alg: str) -> str:
+        if self.kty == "oct" and alg in ALGORITHMS and ALGORITHMS[alg].kty == "oct":
+            need = ALGORITHMS[alg].size_bytes
+            return f"{alg} needs a secret of at least {need} bytes (RFC 7518 §3.2)"
+        what = f"{self.kty} key" + (f" on {self.crv}" if self.crv else "")
+        return f"algorithm {alg} is not allowed for an {what}"
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_secret(cls, secret: bytes, *, alg: str = "HS256", kid: str | None = None) -> Key:
+        """An HMAC key. Refuses secrets shorter than the hash output and anything that looks
+        like public-key material (the HS256-with-an-RSA-public-key confusion)."""
+        if not isinstance(secret, bytes | bytearray):
+            raise InvalidKey("an HMAC secret must be bytes")
+        secret = bytes(secret)
+        if any(marker in secret[:64] for marker in _ASYMMETRIC_MARKERS):
+            raise InvalidKey("this looks like an asymmetric key; it cannot be an HMAC secret")
+        if alg not in ALGORITHMS or ALGORITHMS[alg].kty != "oct":
+            raise InvalidKey(f"{alg!r} is not an HMAC algorithm")
+        return cls(secret, kty="oct", alg=alg, kid=kid)
+
+    @classmethod
+    def from_pem(
+        cls,
+        data: bytes | str,
+        *,
+        alg: str | None = None,
+        kid: str | None = None,
+        password: bytes | None = None,
+    ) -> Key:
+        """A key from PEM text: a private key, a public key or an X.509 certificate."""
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        if b"-----BEGIN" not in raw:
+            return cls.from_der(raw, alg=alg, kid=kid, password=password)
+        loaders: tuple[Any, ...] = (
+            lambda: serialization.load_pem_private_key(raw, password),
+            lambda: serialization.load_pem_public_key(raw),
+            lambda: _x509().load_pem_x509_certificate(raw).public_key(),
+        )
+        return cls._from_loaders(loaders, alg=alg, kid=kid)
+
+    @classmethod
+    def from_der(
+        cls,
+        data: bytes,
+        *,
+        alg: str | None = None,
+        kid: str | None = None,
+        password: bytes | None = None,
+    ) -> Key:
+        """A key from DER bytes (PKCS#8 / traditional private key, SPKI public key, cert)."""
+        raw = bytes(data)
+        loaders: tuple[Any, ...] = (
+            lambda: serialization.load_der_private_key(raw, password),
+            lambda: serialization.load_der_public_key(raw),
+            lambda: _x509().load_der_x509_certificate(raw).public_key(),
+        )
+        return cls._from_loaders(loaders, alg=alg, kid=kid)
+
+    @classmethod
+    def _from_loaders(cls, loaders: tuple[Any, ...], *, alg: str | None, kid: str | None) -> Key:
+        for load in loaders:
+            try:
+                material = load()
+            except TypeError as exc:  # encrypted key without password, or the reverse
+                raise InvalidKey(f"cannot load key: {exc}") from None
+            except (ValueError, _CryptoUnsupported):
+                continue
+            return cls.from_cryptography(material, alg=alg, kid=kid)
+        raise InvalidKey("not a supported PEM/DER private key, public key or certificate")
+
+    @classmethod
+    def from_cryptography(
+        cls, material: Any, *, alg: str | None = None, kid: str | None = None
+    ) -> Key:
+        """Wrap a ``cryptography`` private or public key object."""
+        if isinstance(material, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+            if material.key_size < MIN_RSA_BITS:
+                raise InvalidKey(
+                    f"RSA key of {material.key_size} bits refused (minimum {MIN_RSA_BITS})"
+                )
+            return cls(material, kty="RSA", alg=alg, kid=kid)
+        if isinstance(material, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+            crv = _EC_NAMES.get(material.curve.name)
+            if crv is None:
+                raise InvalidKey(f"unsupported elliptic curve {material.curve.name}")
+            return cls(material, kty="EC", crv=crv, alg=alg, kid=kid)
+        for crv, (private_type, public_type) in _OKP_CURVES.items():
+            if isinstance(material, private_type | public_type):
+                return cls(material, kty="OKP", crv=crv, alg=alg, kid=kid)
+        raise InvalidKey(f"unsupported key type {type(material).__name__}")
+
+    @classmethod
+    def generate(cls, alg: str, *, kid: str | None = None, rsa_bits: int = 2048) -> Key:
+        """A fresh key for ``alg``, bound to it; ``kid`` defaults to the RFC 7638 thumbprint."""
+        spec = ALGORITHMS.get(alg)
+        if spec is None:
+            raise InvalidKey(f"unsupported algorithm {alg!r}")
+        material: Any
+        if spec.kty == "oct":
+            return cls(os.urandom(spec.size_bytes), kty="oct", alg=alg, kid=kid)
+        if spec.kty == "RSA":
+            material = rsa.generate_private_key(65537, max(rsa_bits, MIN_RSA_BITS))
+        elif spec.kty == "EC":
+            (crv,) = spec.curves
+            material = ec.generate_private_key(_EC_CURVES[crv][0]())
+        else:
+            crv = "Ed25519" if alg in ("EdDSA", "Ed25519") else "Ed448"
+            material = _OKP_CURVES[crv][0].generate()
+        key = cls.from_cryptography(material, alg=alg, kid=kid)
+        if kid is None:
+            key.kid = key.thumbprint()
+        return key
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> Key:
+        """A key from a JWK object (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2)."""
+        if not isinstance(jwk, Mapping):
+            raise InvalidKey("a JWK must be a JSON object")
+        kty = jwk.get("kty")
+        alg, kid, use, key_ops = jwk.get("alg"), jwk.get("kid"), jwk.get("use"), jwk.get("key_ops")
+        if alg is not None and not isinstance(alg, str):
+            raise InvalidKey("JWK alg must be a string")
+        if key_ops is not None and (
+            not isinstance(key_ops, list) or not all(isinstance(op, str) for op in key_ops)
+        ):
+            raise InvalidKey("JWK key_ops must be a list of strings")
+        try:
+            material, crv = _material_from_jwk(kty, jwk)
+        except InvalidKey:
+            raise
+        except (ValueError, TypeError, _CryptoUnsupported) as exc:
+            raise InvalidKey(f"invalid {kty} JWK: {exc}") from None
+        if kty == "oct":
+            return cls(material, kty="oct", alg=alg, kid=kid, use=use, key_ops=key_ops)
+        key = cls.from_cryptography(material, alg=alg, kid=kid)
+        return cls(key._material, kty=key.kty, crv=crv, alg=alg, kid=kid, use=use, key_ops=key_ops)
+
+    # -- use ------------------------------------------------------------------------------
+
+    @property
+    def is_private(self) -> bool:
+        """True for a private key or an HMAC secret: something that can sign."""
+        return self._private
+
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The algorithms this key may sign or verify with."""
+        return self._allowed
+
+    def can(self, operation: str) -> bool:
+        """Whether ``key_ops``/``use`` allow ``operation`` ("sign" or "verify")."""
+        if self.use == "enc":
+            return False
+        return self.key_ops is None or operation in self.key_ops
+
+    def signing_algorithm(self, alg: str | None = None) -> str:
+        """The algorithm a signature with this key uses: ``alg`` if allowed, else the key's."""
+        if alg is None:
+            alg = self.alg or _DEFAULT_ALG[self.crv or self.kty]
+        if alg not in ALGORITHMS:
+            raise UnsupportedAlgorithm(f"unsupported algorithm {alg!r}")
+        if alg not in self._allowed:
+            raise KeyMismatch(self._refusal(alg))
+        if not self._private:
+            raise KeyMismatch("a public key cannot sign; load the private key")
+        if not self.can("sign"):
+            raise KeyMismatch("this key's use/key_ops do not allow signing")
+        return alg
+
+    def sign(self, alg: str, signing_input: bytes) -> bytes:
+        """Sign raw bytes with ``alg`` (checked against this key first)."""
+        return ALGORITHMS[self.signing_algorithm(alg)].sign(self._material, signing_input)
+
+    def public(self) -> Key:
+        """The public half, with the same kid/alg/use (an HMAC secret has none)."""
+        if self.kty == "oct":
+            raise InvalidKey("an HMAC secret has no public part")
+        material = self._material.public_key() if self._private else self._material
+        return Key(
+            material,
+            kty=self.kty,
+            crv=self.crv,
+            alg=self.alg,
+            kid=self.kid,
+            use=self.use,
+            key_ops=self.key_ops,
+        )
+
+    # -- export ---------------------------------------------------------------------------
+
+    def to_jwk(self, private: bool = False) -> dict[str, Any]:
+        """This key as a JWK dict; private members only with ``private=True``."""
+        if self.kty == "oct" and not private:
+            raise InvalidKey("an HMAC secret has no public JWK; pass private=True to export it")
+        jwk: dict[str, Any] = {"kty": self.kty}
+        material = self._material
+        if self.kty == "oct":
+            jwk["k"] = b64encode(material)
+        elif self.kty == "RSA":
+            public_numbers = (material.public_key() if self._private else material).public_numbers()
+            jwk["n"], jwk["e"] = _int(public_numbers.n), _int(public_numbers.e)
+            if private and self._private:
+                numbers = material.private_numbers()
+                jwk.update(
+                    d=_int(numbers.d),
+                    p=_int(numbers.p),
+                    q=_int(numbers.q),
+                    dp=_int(numbers.dmp1),
+                    dq=_int(numbers.dmq1),
+                    qi=_int(numbers.iqmp),
+                )
+        elif self.kty == "EC":
+            size = _EC_CURVES[self.crv or ""][1]
+            public_numbers = (material.public_key() if self._private else material).public_numbers()
+            jwk["crv"] = self.crv
+            jwk["x"] = b64encode(public_numbers.x.to_bytes(size, "big"))
+            jwk["y"] = b64encode(public_numbers.y.to_bytes(size, "big"))
+            if private and self._private:
+                jwk["d"] = b64encode(material.private_numbers().private_value.to_bytes(size, "big"))
+        else:
+            public_key = material.public_key() if self._private else material
+            jwk["crv"] = self.crv
+            jwk["x"] = b64encode(public_key.public_bytes_raw())
+            if private and self._private:
+                jwk["d"] = b64encode(material.private_bytes_raw())
+        for name in ("kid", "alg", "use"):
+            if getattr(self, name) is not None:
+                jwk[name] = getattr(self, name)
+        if self.key_ops is not None:
+            jwk["key_ops"] = sorted(self.key_ops)
+        return jwk
+
+    def to_pem(self, private: bool = False, password: bytes | None = None) -> bytes:
+        """PEM: SubjectPublicKeyInfo, or PKCS#8 (encrypted when a password is given)."""
+        return self._serialize(serialization.Encoding.PEM, private, password)
+
+    def to_der(self, private: bool = False, password: bytes | None = None) -> bytes:
+        """DER: SubjectPublicKeyInfo, or PKCS#8 (encrypted when a password is given)."""
+        return self._serialize(serialization.Encoding.DER, private, password)
+
+    def _serialize(
+        self, encoding: serialization.Encoding, private: bool, password: bytes | None
+    ) -> bytes:
+        if self.kty == "oct":
+            raise InvalidKey("an HMAC secret has no PEM/DER form; use to_jwk(private=True)")
+        if private:
+            if not self._private:
+                raise InvalidKey("this is a public key; there is no private part to export")
+            cipher: serialization.KeySerializationEncryption = (
+                serialization.BestAvailableEncryption(password)
+                if password
+                else serialization.NoEncryption()
+            )
+            return self._material.private_bytes(  # type: ignore[no-any-return]
+                encoding, serialization.PrivateFormat.PKCS8, cipher
+            )
+        public_key = self._material.public_key() if self._private else self._material
+        return public_key.public_bytes(  # type: ignore[no-any-return]
+            encoding, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def thumbprint(self) -> str:
+        """RFC 7638 JWK thumbprint with SHA-256, base64url."""
+        jwk = self.to_jwk(private=self.kty == "oct")
+        required = {name: jwk[name] for name in sorted((*_PUBLIC_MEMBERS[self.kty], "kty"))}
+        return b64encode(hashlib.sha256(orjson.dumps(required)).digest())
+
+    def __repr__(self) -> str:
+        parts = [f"kty={self.kty!r}"]
+        if self.crv:
+            parts.append(f"crv={self.crv!r}")
+        parts += [f"alg={self.alg!r}", f"kid={self.kid!r}", f"private={self._private}"]
+        return f"Key({', '.join(parts)})"
+
+
+def _x509() -> Any:
+    from cryptography import x509
+
+    return x509
+
+
+def _material_from_jwk(kty: Any, jwk: Mapping[str, Any]) -> tuple[Any, str | None]:
+    if kty == "oct":
+        secret = _member(jwk, "k")
+        if any(marker in secret[:64] for marker in _ASYMMETRIC_MARKERS):
+            raise InvalidKey("this looks like an asymmetric key; it cannot be an HMAC secret")
+        return secret, None
+    if kty == "RSA":
+        public = rsa.RSAPublicNumbers(_uint(jwk, "e"), _uint(jwk, "n"))
+        if "d" not in jwk:
+            return public.public_key(), None
+        d = _uint(jwk, "d")
+        if all(name in jwk for name in _RSA_PRIVATE_MEMBERS):
+            p, q = _uint(jwk, "p"), _uint(jwk, "q")
+            dp, dq, qi = _uint(jwk, "dp"), _uint(jwk, "dq"), _uint(jwk, "qi")
+        else:
+            # RFC 7518 §6.3.2: the CRT members are optional; recover them from n, e, d.
+            p, q = rsa.rsa_recover_prime_factors(public.n, public.e, d)
+            dp, dq, qi = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
+        return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, public).private_key(), None
+    if kty == "EC":
+        crv = jwk.get("crv")
+        if crv not in _EC_CURVES:
+            raise InvalidKey(f"unsupported EC curve {crv!r}")
+        curve_type, size = _EC_CURVES[crv]
+        x, y = _member(jwk, "x"), _member(jwk, "y")
+        # RFC 7518 §6.2.1.2: coordinates are full-width; a short one is a malformed key.
+        if len(x) != size or len(y) != size:
+            raise InvalidKey(f"EC {crv} coordinates must be {size} bytes")
+        # public_key() checks the point is on the curve (the invalid-curve attack).
+        numbers = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve_type()
+        )
+        if "d" not in jwk:
+            return numbers.public_key(), crv
+        d_bytes = _member(jwk, "d")
+        if len(d_bytes) != size:
+            raise InvalidKey(f"EC {crv} private value must be {size} bytes")
+        private = ec.EllipticCurvePrivateNumbers(int.from_bytes(d_bytes, "big"), numbers)
+        return private.private_key(), crv
+    if kty == "OKP":
+        crv = jwk.get("crv")
+        if crv not in _OKP_CURVES:
+            raise InvalidKey(f"unsupported OKP curve {crv!r}")
+        private_type, public_type = _OKP_CURVES[crv]
+        x = _member(jwk, "x")
+        if "d" not in jwk:
+            return public_type.from_public_bytes(x), crv
+        private_key = private_type.from_private_bytes(_member(jwk, "d"))
+        if private_key.public_key().public_bytes_raw() != x:
+            raise InvalidKey(f"OKP {crv} private key does not match its public x")
+        return private_key, crv
+    raise InvalidKey(f"unsupported key type kty={kty!r}")
+
+
+class KeySet:
+    """A set of keys addressed by ``kid`` (RFC 7517 §5): what a verifier trusts."""
+
+    __slots__ = ("_by_kid", "_header_memo", "_keys")
+
+    def __init__(self, keys: Iterable[Key]) -> None:
+        """Hold ``keys``; two keys with one ``kid`` are refused (the choice would be ambiguous)."""
+        self._keys = tuple(keys)
+        self._by_kid: dict[str, Key] = {}
+        for key in self._keys:
+            if not isinstance(key, Key):
+                raise InvalidKey("a KeySet holds Key objects")
+            if key.kid is not None:
+                if key.kid in self._by_kid:
+                    raise InvalidKey(f"two keys share kid {key.kid!r}")
+                self._by_kid[key.kid] = key
+        self._header_memo: dict[str, Any] = {}
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, Any] | str | bytes) -> KeySet:
+        """Parse a JWK Set; keys of unknown type or with bad members are skipped (RFC 7517 §5)."""
+        if isinstance(jwks, str | bytes):
+            try:
+                jwks = orjson.loads(jwks)
+            except orjson.JSONDecodeError:
+                raise InvalidKey("a JWK Set must be JSON") from None
+        if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
+            raise InvalidKey('a JWK Set is an object with a "keys" array')
+        keys: list[Key] = []
+        for jwk in jwks["keys"]:
+            try:
+                keys.append(Key.from_jwk(jwk))
+            except InvalidKey:
+                continue
+        return cls(keys)
+
+    def to_jwks(self, private: bool = False) -> dict[str, Any]:
+        """The set as a JWKS dict (public members only unless ``private=True``)."""
+        return {"keys": [key.to_jwk(private=private) for key in self._keys]}
+
+    def get(self, kid: str) -> Key | None:
+        """The key with this ``kid``, or None."""
+        return self._by_kid.get(kid)
+
+    def candidates(self, kid: str | None, alg: str) -> list[Key]:
+        """The keys that may check a signature with ``alg`` (only the ``kid`` one if given)."""
+        if kid is not None:
+            key = self._by_kid.get(kid)
+            return [key] if key is not None and alg in key._verify_algs else []
+        return [key for key in self._keys if alg in key._verify_algs]
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, kid: object) -> bool:
+        return kid in self._by_kid
+
+    def __repr__(self) -> str:
+        return f"KeySet({[key.kid for key in self._keys]!r})"
