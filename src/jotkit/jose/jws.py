@@ -75,15 +75,8 @@ def decode_header(segment: str) -> dict[str, Any]:
     return header
 
 
-def _parse_header(segment: str, memo: dict[str, Any]) -> tuple[dict[str, Any], Algorithm]:
-    """Decode and check a protected header; memoized per key source by its base64url text.
-
-    The memo is what makes the HS256 verify path cheap: a service sees the same few headers
-    millions of times, and their parse (stdlib json with a duplicate check) costs ~4 µs.
-    """
-    hit: tuple[dict[str, Any], Algorithm] | None = memo.get(segment)
-    if hit is not None:
-        return hit
+def _parse_header(segment: str) -> tuple[dict[str, Any], Algorithm]:
+    """Decode a protected header and check what it asks for: a known ``alg``, no ``crit``."""
     header = decode_header(segment)
     name = header.get("alg")
     if type(name) is not str:
@@ -104,10 +97,19 @@ def _parse_header(segment: str, memo: dict[str, Any]) -> tuple[dict[str, Any], A
     for member in _STRING_MEMBERS:
         if member in header and type(header[member]) is not str:
             raise MalformedToken(f'the header member "{member}" must be a string')
+    return header, alg
+
+
+def _remember_header(
+    memo: dict[str, Any], segment: str, parsed: tuple[dict[str, Any], Algorithm]
+) -> None:
+    """Memoize a header parse per key source, by its base64url text, once a signature made
+    with it has verified: a service sees the same few headers millions of times and their
+    parse (stdlib json with a duplicate check) costs ~4 µs. Only authentic headers enter, so
+    a flood of forged ones cannot evict the real ones; the size is bounded all the same."""
     if len(memo) >= _HEADER_MEMO_SIZE:
         memo.clear()
-    memo[segment] = result = (header, alg)
-    return result
+    memo[segment] = parsed
 
 
 def _check_signature(alg: Algorithm, key: Key, signing_input: bytes, segment: str) -> bool:
@@ -149,7 +151,11 @@ def _verify_compact(
         memo = keys._header_memo
     except AttributeError:
         raise KeyMismatch("verify needs a Key or a KeySet") from None
-    header, alg = _parse_header(header_segment, memo)
+    parsed: tuple[dict[str, Any], Algorithm] | None = memo.get(header_segment)
+    fresh = parsed is None
+    if parsed is None:
+        parsed = _parse_header(header_segment)
+    header, alg = parsed
     name = alg.name
     if algorithms is not None:
         if isinstance(algorithms, str):
@@ -165,9 +171,11 @@ def _verify_compact(
         kid = header.get("kid")
         if kid is not None and keys.kid is not None and kid != keys.kid:
             raise KeyNotFound(f"token kid {kid[:64]!r} is not this key's kid {keys.kid!r}")
-        if _check_signature(alg, keys, signing_input, signature_segment):
-            return header, payload_segment, keys
-        raise InvalidSignature(f"{name} signature does not verify")
+        if not _check_signature(alg, keys, signing_input, signature_segment):
+            raise InvalidSignature(f"{name} signature does not verify")
+        if fresh:
+            _remember_header(memo, header_segment, parsed)
+        return header, payload_segment, keys
     candidates = keys.candidates(header.get("kid"), name)  # type: ignore[union-attr]
     if not candidates:
         kid = header.get("kid")
@@ -175,6 +183,8 @@ def _verify_compact(
         raise KeyNotFound(f"no key in the set for {which} and algorithm {name}")
     for key in candidates:
         if _check_signature(alg, key, signing_input, signature_segment):
+            if fresh:
+                _remember_header(memo, header_segment, parsed)
             return header, payload_segment, key
     raise InvalidSignature(f"{name} signature does not verify with any candidate key")
 
