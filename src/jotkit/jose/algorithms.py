@@ -7,8 +7,9 @@ registry and cannot be added: a token can only be accepted through one of these 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
@@ -116,28 +117,30 @@ def _eddsa(name: str, curves: frozenset[str]) -> Algorithm:
     return Algorithm(name, "OKP", curves, None, 0, sign, verify)
 
 
-ALGORITHMS: dict[str, Algorithm] = {
-    alg.name: alg
-    for alg in (
-        _hmac("sha256", 32, "HS256"),
-        _hmac("sha384", 48, "HS384"),
-        _hmac("sha512", 64, "HS512"),
-        _rsa("sha256", "RS256", pss=False),
-        _rsa("sha384", "RS384", pss=False),
-        _rsa("sha512", "RS512", pss=False),
-        _rsa("sha256", "PS256", pss=True),
-        _rsa("sha384", "PS384", pss=True),
-        _rsa("sha512", "PS512", pss=True),
-        _ecdsa("sha256", "P-256", 32, "ES256"),
-        _ecdsa("sha384", "P-384", 48, "ES384"),
-        _ecdsa("sha512", "P-521", 66, "ES512"),
-        # RFC 9864 deprecates the polymorphic "EdDSA" for the fully specified names; it stays
-        # accepted because most deployed issuers still emit it.
-        _eddsa("EdDSA", frozenset({"Ed25519", "Ed448"})),
-        _eddsa("Ed25519", frozenset({"Ed25519"})),
-        _eddsa("Ed448", frozenset({"Ed448"})),
-    )
-}
+ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType(
+    {
+        alg.name: alg
+        for alg in (
+            _hmac("sha256", 32, "HS256"),
+            _hmac("sha384", 48, "HS384"),
+            _hmac("sha512", 64, "HS512"),
+            _rsa("sha256", "RS256", pss=False),
+            _rsa("sha384", "RS384", pss=False),
+            _rsa("sha512", "RS512", pss=False),
+            _rsa("sha256", "PS256", pss=True),
+            _rsa("sha384", "PS384", pss=True),
+            _rsa("sha512", "PS512", pss=True),
+            _ecdsa("sha256", "P-256", 32, "ES256"),
+            _ecdsa("sha384", "P-384", 48, "ES384"),
+            _ecdsa("sha512", "P-521", 66, "ES512"),
+            # RFC 9864 deprecates the polymorphic "EdDSA" for the fully specified names; it stays
+            # accepted because most deployed issuers still emit it.
+            _eddsa("EdDSA", frozenset({"Ed25519", "Ed448"})),
+            _eddsa("Ed25519", frozenset({"Ed25519"})),
+            _eddsa("Ed448", frozenset({"Ed448"})),
+        )
+    }
+)
 
 
 def algorithms_for(kty: str, crv: str | None) -> frozenset[str]:

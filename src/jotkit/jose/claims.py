@@ -18,7 +18,7 @@ __all__ = ["SENSITIVE_CLAIM_NAMES", "check_typ", "numeric_date", "sensitive_clai
 _MISSING: Any = object()
 
 # Claim names that carry secrets or personal data. A JWT is signed, not encrypted: anyone
-# holding it can read them (RFC 8725 §3.6). jwt.sign refuses the secret ones.
+# holding it can read them (RFC 7519 §12). jwt.sign refuses the secret ones.
 SECRET_CLAIM_NAMES = frozenset(
     {
         "password",
@@ -109,6 +109,8 @@ def validate(
     """Apply a claims policy at time ``now`` (seconds since the epoch); raise on the first
     failure. ``aud`` in a token is always checked: a token for some audience is refused
     when the caller names none (RFC 7519 §4.1.3)."""
+    if type(require) is str:  # "exp" is one claim, not the claims "e", "x" and "p"
+        require = (require,)
     for name in require:
         if name not in claims:
             raise InvalidClaim(

@@ -63,8 +63,9 @@ def decode_header(segment: str) -> dict[str, Any]:
     """Decode a protected header segment: strict base64url, a JSON object, no duplicate
     names, no NaN/Infinity. Says nothing about whether its ``alg`` is acceptable."""
     try:
+        # Decode as UTF-8 ourselves (RFC 8725 §3.7): json.loads(bytes) would also guess UTF-16.
         header = json.loads(
-            b64decode(segment),
+            b64decode(segment).decode("utf-8"),
             object_pairs_hook=_refuse_duplicates,
             parse_constant=_refuse_constant,
         )
@@ -134,6 +135,8 @@ def _verify_compact(
     if type(token) is not str:
         if not isinstance(token, bytes | bytearray):
             raise MalformedToken("a token is a string")
+        if len(token) > max_token_bytes:
+            raise TokenTooLarge(f"token is {len(token)} bytes, over the {max_token_bytes}-byte cap")
         try:
             token = bytes(token).decode("ascii")
         except UnicodeDecodeError:

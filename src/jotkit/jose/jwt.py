@@ -15,7 +15,7 @@ import orjson
 from jotkit.jose.b64 import b64decode
 from jotkit.jose.claims import SECRET_CLAIM_NAMES, check_typ, numeric_date, sensitive_claims
 from jotkit.jose.claims import validate as validate_claims
-from jotkit.jose.errors import InvalidClaim, JoseError, KeyMismatch, MalformedToken
+from jotkit.jose.errors import InvalidClaim, JoseError, KeyMismatch, MalformedToken, TokenTooLarge
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES, _sign_compact, _verify_compact, decode_header
 from jotkit.jose.keys import Key, KeySet
 
@@ -121,7 +121,9 @@ def sign(
     return _sign_compact(payload, key, alg, "JWT", header)
 
 
-def peek(token: str | bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+def peek(
+    token: str | bytes, *, max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """UNVERIFIED: decode a JWT's header and claims WITHOUT checking its signature or claims.
 
     For display, debugging and routing (e.g. choosing an issuer's key set) only: nothing in
@@ -134,7 +136,9 @@ def peek(token: str | bytes) -> tuple[dict[str, Any], dict[str, Any]]:
             raise MalformedToken("a token is ASCII text") from None
     if not isinstance(token, str):
         raise MalformedToken("a token is a string")
-    parts = token.strip().split(".")
+    if len(token) > max_token_bytes:
+        raise TokenTooLarge(f"token is {len(token)} bytes, over the {max_token_bytes}-byte cap")
+    parts = token.split(".")
     if len(parts) != 3:
         raise MalformedToken(f"a compact JWS has 3 segments, this has {len(parts)}")
     header = decode_header(parts[0])

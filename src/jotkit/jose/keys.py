@@ -45,6 +45,28 @@ _RSA_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 _PUBLIC_MEMBERS = {"oct": ("k",), "RSA": ("e", "n"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
 
 
+def _refuse_asymmetric_secret(secret: bytes) -> None:
+    """Refuse PEM, SSH, JWK or DER key material as an HMAC secret (algorithm confusion)."""
+    head = secret[:64]
+    looks_asymmetric = any(marker in head for marker in _ASYMMETRIC_MARKERS) or (
+        head.lstrip().startswith(b"{") and b'"kty"' in secret
+    )
+    if not looks_asymmetric and head[:1] == b"\x30":  # a DER SEQUENCE: is it a key?
+        loaders = (
+            lambda: serialization.load_der_public_key(secret),
+            lambda: serialization.load_der_private_key(secret, None),
+        )
+        for load in loaders:
+            try:
+                load()
+            except (ValueError, TypeError, _CryptoUnsupported):
+                continue
+            looks_asymmetric = True
+            break
+    if looks_asymmetric:
+        raise InvalidKey("this looks like an asymmetric key; it cannot be an HMAC secret")
+
+
 def _int(value: int) -> str:
     return b64encode(value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
 
@@ -152,8 +174,7 @@ class Key:
         if not isinstance(secret, bytes | bytearray):
             raise InvalidKey("an HMAC secret must be bytes")
         secret = bytes(secret)
-        if any(marker in secret[:64] for marker in _ASYMMETRIC_MARKERS):
-            raise InvalidKey("this looks like an asymmetric key; it cannot be an HMAC secret")
+        _refuse_asymmetric_secret(secret)
         if alg not in ALGORITHMS or ALGORITHMS[alg].kty != "oct":
             raise InvalidKey(f"{alg!r} is not an HMAC algorithm")
         return cls(secret, kty="oct", alg=alg, kid=kid)
@@ -422,8 +443,7 @@ def _x509() -> Any:
 def _material_from_jwk(kty: Any, jwk: Mapping[str, Any]) -> tuple[Any, str | None]:
     if kty == "oct":
         secret = _member(jwk, "k")
-        if any(marker in secret[:64] for marker in _ASYMMETRIC_MARKERS):
-            raise InvalidKey("this looks like an asymmetric key; it cannot be an HMAC secret")
+        _refuse_asymmetric_secret(secret)
         return secret, None
     if kty == "RSA":
         public = rsa.RSAPublicNumbers(_uint(jwk, "e"), _uint(jwk, "n"))
