@@ -35,6 +35,12 @@ DEFAULT_MAX_TOKEN_BYTES = 8192
 _HEADER_MEMO_SIZE = 256
 # Header members whose value, if present, must be a string for us to reason about it.
 _STRING_MEMBERS = ("kid", "typ", "cty")
+# Last characters whose unused low bits are zero, by segment length mod 4 (RFC 4648 §3.5):
+# 2 characters carry 8 bits (4 unused), 3 carry 16 (2 unused).
+_CANONICAL_TAILS = {
+    2: frozenset("AQgw"),
+    3: frozenset("AEIMQUYcgkosw048"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +125,12 @@ def _check_signature(alg: Algorithm, key: Key, signing_input: bytes, segment: st
         # and a non-canonical spelling of the right MAC can never match.
         expected = b64encode(hmac.digest(key._public_material, signing_input, alg.hash_name or ""))
         return hmac.compare_digest(expected, segment)
+    # A non-canonical spelling (non-zero unused bits in the last character) would be a second
+    # text for one signature; checking the last character costs ~50 ns, re-encoding ~500 ns.
+    tail = _CANONICAL_TAILS.get(len(segment) & 3)
+    if tail is not None and segment[-1:] not in tail:
+        return False
     signature = b64decode(segment)
-    if b64encode(signature) != segment:
-        return False  # non-canonical base64url: a second spelling of one signature
     return alg.verify(key._public_material, signing_input, signature)
 
 
