@@ -156,7 +156,7 @@ class Key:
         # Parsed protected headers, keyed by their base64url text (see jws._parse_header),
         # and encoded headers this key signs with (see jws._encoded_header): per-key caches.
         self._header_memo: dict[str, Any] = {}
-        self._signing_headers: dict[Any, str] = {}
+        self._signing_headers: dict[Any, Any] = {}
 
     def _refusal(self, alg: str) -> str:
         if self.kty == "oct" and alg in ALGORITHMS and ALGORITHMS[alg].kty == "oct":
