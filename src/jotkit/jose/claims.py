@@ -127,13 +127,21 @@ def validate(
                 claim=name,
                 code=f"ERR_JWT_MISSING_{name.upper()}",
             )
-    exp = numeric_date(claims, "exp")
+    # Integer dates (what every issuer writes) take the inline test; anything else goes
+    # through numeric_date, which accepts finite floats and raises for the rest (~0.3 µs).
+    exp = claims.get("exp")
+    if type(exp) is not int and (exp is not None or "exp" in claims):
+        exp = numeric_date(claims, "exp")
     if exp is not None and now >= exp + leeway:
         raise ExpiredToken(f"token expired {_span(now - exp)} ago (exp={exp})")
-    nbf = numeric_date(claims, "nbf")
+    nbf = claims.get("nbf")
+    if type(nbf) is not int and (nbf is not None or "nbf" in claims):
+        nbf = numeric_date(claims, "nbf")
     if nbf is not None and now + leeway < nbf:
         raise NotYetValid(f"token is not valid for another {_span(nbf - now)} (nbf={nbf})")
-    iat = numeric_date(claims, "iat")
+    iat = claims.get("iat")
+    if type(iat) is not int and (iat is not None or "iat" in claims):
+        iat = numeric_date(claims, "iat")
     if iat is not None and iat > now + leeway:
         raise InvalidClaim(
             f"token was issued {_span(iat - now)} in the future (iat={iat})", claim="iat"

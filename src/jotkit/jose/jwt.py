@@ -106,7 +106,9 @@ def sign(
             code="ERR_JWT_MISSING_EXP",
         )
     for name in ("exp", "nbf", "iat"):
-        numeric_date(claims, name)
+        value = claims.get(name)
+        if type(value) is not int and (value is not None or name in claims):
+            numeric_date(claims, name)  # a finite float passes; anything else raises
     secrets = sensitive_claims(claims, SECRET_CLAIM_NAMES)
     if secrets:
         raise InvalidClaim(
