@@ -15,10 +15,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 __all__ = [
     "ALGORITHMS",
@@ -78,6 +75,24 @@ def _rsa(hash_name: str, name: str, *, pss: bool) -> Algorithm:
     return Algorithm(name, "RSA", frozenset(), hash_name, digest.digest_size, sign, verify)
 
 
+def _der_length(length: int) -> bytes:
+    return bytes((length,)) if length < 0x80 else bytes((0x81, length))
+
+
+def _der_signature(r: bytes, s: bytes) -> bytes:
+    """DER ``SEQUENCE { INTEGER r, INTEGER s }`` from minimal big-endian magnitudes.
+
+    Format conversion only (X.690 §8.3), what cryptography's encode_dss_signature does via
+    Python ints; writing the bytes directly saves ~1 µs of the ES* verify overhead budget.
+    """
+    body = b""
+    for magnitude in (r, s):
+        if magnitude[0] & 0x80:  # keep INTEGERs positive
+            magnitude = b"\0" + magnitude
+        body += b"\x02" + _der_length(len(magnitude)) + magnitude
+    return b"\x30" + _der_length(len(body)) + body
+
+
 def _ecdsa(hash_name: str, curve: str, size: int, name: str) -> Algorithm:
     scheme = ec.ECDSA(_HASHES[hash_name])
 
@@ -90,12 +105,12 @@ def _ecdsa(hash_name: str, curve: str, size: int, name: str) -> Algorithm:
         # "psychic signature" (CVE-2022-21449); OpenSSL rejects it, we refuse it before asking.
         if len(signature) != 2 * size:
             return False
-        r = int.from_bytes(signature[:size], "big")
-        s = int.from_bytes(signature[size:], "big")
-        if r == 0 or s == 0:
+        r = signature[:size].lstrip(b"\0")
+        s = signature[size:].lstrip(b"\0")
+        if not r or not s:
             return False
         try:
-            public_key.verify(encode_dss_signature(r, s), signing_input, scheme)
+            public_key.verify(_der_signature(r, s), signing_input, scheme)
         except _CryptoInvalidSignature:
             return False
         return True
