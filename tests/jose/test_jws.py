@@ -7,6 +7,7 @@ import hmac
 import json
 
 import pytest
+from _assertions import assert_raises_code as _assert_raises
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -57,13 +58,6 @@ def rsa_key() -> Key:
 @pytest.fixture(scope="module")
 def es_key() -> Key:
     return Key.generate("ES256")
-
-
-def _assert_raises(exc_type: type[Exception], code: str, func, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(exc_type) as info:
-        func(*args, **kwargs)
-    assert type(info.value) is exc_type
-    assert info.value.code == code  # type: ignore[attr-defined]
 
 
 # -- alg "none" -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _assertions import assert_raises_code as _assert_raises
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -11,13 +12,6 @@ from jotkit.jose.b64 import b64encode
 
 EXP = 2_000_000_000
 NOW = 1_900_000_000
-
-
-def _assert_raises(exc_type: type[Exception], code: str, func, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(exc_type) as info:
-        func(*args, **kwargs)
-    assert type(info.value) is exc_type
-    assert info.value.code == code  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")

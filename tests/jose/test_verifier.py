@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _assertions import assert_raises_code as _assert_raises
 
 from jotkit import (
     ExpiredToken,
@@ -17,13 +18,6 @@ from jotkit import (
 )
 
 NOW = 1_900_000_000
-
-
-def _assert_raises(exc_type: type[Exception], code: str, func, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(exc_type) as info:
-        func(*args, **kwargs)
-    assert type(info.value) is exc_type
-    assert info.value.code == code  # type: ignore[attr-defined]
 
 
 class Clock:
