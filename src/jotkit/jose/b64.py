@@ -11,7 +11,7 @@ import binascii
 
 from jotkit.jose.errors import MalformedToken
 
-__all__ = ["b64decode", "b64encode"]
+__all__ = ["b64decode", "b64encode", "b64encode_bytes"]
 
 # One translate maps the url alphabet onto the standard one *and* poisons every byte that must
 # not appear ("+", "/", "=" -> "!"), so binascii's strict mode rejects them in C. A regex check
@@ -39,4 +39,9 @@ def b64decode(segment: str | bytes) -> bytes:
 
 def b64encode(data: bytes) -> str:
     """Encode bytes as unpadded base64url text."""
-    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_STD_TO_URL).decode()
+    return b64encode_bytes(data).decode()
+
+
+def b64encode_bytes(data: bytes) -> bytes:
+    """Encode bytes as unpadded base64url, as ASCII bytes (the signing path stays in bytes)."""
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_STD_TO_URL)

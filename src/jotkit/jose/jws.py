@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from jotkit.jose.algorithms import ALGORITHMS, Algorithm
-from jotkit.jose.b64 import b64decode, b64encode
+from jotkit.jose.b64 import b64decode, b64encode, b64encode_bytes
 from jotkit.jose.errors import (
     InvalidSignature,
     JoseError,
@@ -255,12 +255,14 @@ def _sign_compact(
     prepared = key._signing_headers.get((alg, typ)) if header is None else None
     if prepared is None:
         name = key.signing_algorithm(alg)
-        prepared = (ALGORITHMS[name], _encoded_header(key, name, typ, header))
+        prepared = (ALGORITHMS[name], _encoded_header(key, name, typ, header).encode() + b".")
         if header is None:
             key._signing_headers[(alg, typ)] = prepared
-    algorithm, header_segment = prepared
-    signing_input = header_segment + "." + b64encode(payload)
-    return signing_input + "." + b64encode(algorithm.sign(key._material, signing_input.encode()))
+    algorithm, header_prefix = prepared
+    # Built as bytes and decoded once: each str<->bytes round trip costs ~0.1 µs here.
+    signing_input = header_prefix + b64encode_bytes(payload)
+    signature = b64encode_bytes(algorithm.sign(key._material, signing_input))
+    return (signing_input + b"." + signature).decode()
 
 
 def sign(
