@@ -36,6 +36,39 @@ def decode_claims(payload_segment: str) -> dict[str, Any]:
     return claims
 
 
+def _verify_token(
+    token: Any,
+    keys: Key | KeySet,
+    algorithms: Collection[str] | None,
+    max_token_bytes: int,
+    typ: str | None,
+    now: float,
+    leeway: float,
+    issuer: str | Collection[str] | None,
+    audience: str | Collection[str] | None,
+    subject: str | None,
+    max_age: float | None,
+    require: Collection[str],
+) -> dict[str, Any]:
+    """Signature first (the payload is not parsed before it is authentic), then the ``typ``
+    header, then the claims: the one sequence behind ``verify`` and ``Verifier``."""
+    header, payload_segment, _ = _verify_compact(token, keys, algorithms, max_token_bytes)
+    claims = decode_claims(payload_segment)
+    if typ is not None:
+        check_typ(header, typ)
+    validate_claims(
+        claims,
+        now=now,
+        leeway=leeway,
+        issuer=issuer,
+        audience=audience,
+        subject=subject,
+        max_age=max_age,
+        require=require,
+    )
+    return claims
+
+
 def verify(
     token: str | bytes,
     key_or_keyset: Key | KeySet,
@@ -57,23 +90,20 @@ def verify(
     header, then the claims at ``now`` (default: the system clock) with ``leeway`` seconds.
     """
     try:
-        header, payload_segment, _ = _verify_compact(
-            token, key_or_keyset, algorithms, max_token_bytes
+        return _verify_token(
+            token,
+            key_or_keyset,
+            algorithms,
+            max_token_bytes,
+            typ,
+            time.time() if now is None else now,
+            leeway,
+            issuer,
+            audience,
+            subject,
+            max_age,
+            require,
         )
-        claims = decode_claims(payload_segment)
-        if typ is not None:
-            check_typ(header, typ)
-        validate_claims(
-            claims,
-            now=time.time() if now is None else now,
-            leeway=leeway,
-            issuer=issuer,
-            audience=audience,
-            subject=subject,
-            max_age=max_age,
-            require=require,
-        )
-        return claims
     except JoseError:
         raise
     except Exception as exc:  # a bug of ours must still not leak as a non-JoseError
