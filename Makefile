@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,server,redis,postgres
+EXTRAS ?= dev,server,guard,redis,postgres
 
 .PHONY: install run test lint bench clean
 

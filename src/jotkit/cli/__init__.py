@@ -1,49 +1,50 @@
-"""The ``jotkit`` command line."""
+"""The ``jotkit`` command line: ``serve``, ``users``, ``keys``, ``token`` (and ``demo``).
+
+Exit codes: 0 success, 1 the operation failed (a token did not verify, a user exists...),
+2 bad usage (unknown option, unreadable file); every error is one line with its stable code.
+"""
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
+import click
 import orjson
 
+from jotkit.cli import keys, serve, token, users
 from jotkit.jose import ALGORITHMS, JoseError, Key, jwt
 
 __all__ = ["main"]
 
 
-def _demo(alg: str) -> int:
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jotkit")
+def main() -> None:
+    """jotkit: stateless token authentication with JSON Web Tokens."""
+
+
+@main.command()
+@click.option("--alg", default="ES256", show_default=True, type=click.Choice(sorted(ALGORITHMS)))
+def demo(alg: str) -> None:
     """Generate a key, sign an access-token-shaped JWT, verify it, and show a refusal."""
     key = Key.generate(alg)
     now = int(time.time())
     claims = {"iss": "https://auth.example", "sub": "user-1", "aud": "api", "iat": now}
-    token = jwt.sign({**claims, "exp": now + 900}, key, header={"typ": "at+jwt"})
+    signed = jwt.sign({**claims, "exp": now + 900}, key, header={"typ": "at+jwt"})
     verifier_key = key if key.kty == "oct" else key.public()
-    print(f"key:    {key!r}")
-    print(f"token:  {token}")
+    click.echo(f"key:    {key!r}")
+    click.echo(f"token:  {signed}")
     verified = jwt.verify(
-        token, verifier_key, issuer="https://auth.example", audience="api", typ="at+jwt"
+        signed, verifier_key, issuer="https://auth.example", audience="api", typ="at+jwt"
     )
-    print("claims: " + orjson.dumps(verified).decode())
+    click.echo("claims: " + orjson.dumps(verified).decode())
     try:
-        jwt.verify(token, verifier_key, issuer="https://auth.example", audience="other")
+        jwt.verify(signed, verifier_key, issuer="https://auth.example", audience="other")
     except JoseError as exc:
-        print(f"wrong audience refused: {exc.code}: {exc}")
-    return 0
+        click.echo(f"wrong audience refused: {exc.code}: {exc}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``jotkit`` console script."""
-    parser = argparse.ArgumentParser(prog="jotkit", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="sign and verify a token with a fresh key")
-    demo.add_argument("--alg", default="ES256", choices=sorted(ALGORITHMS))
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        return _demo(args.alg)
-    return 2  # pragma: no cover - argparse rejects unknown commands first
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main.add_command(serve.serve)
+main.add_command(users.users)
+main.add_command(keys.keys)
+main.add_command(token.token)

@@ -1,0 +1,140 @@
+"""``jotkit serve`` and the server-side ``jotkit keys rotate|list``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from jotkit.cli.keys import keys
+
+__all__ = ["serve", "server_settings"]
+
+_SETTINGS_EPILOG = "Every setting, as TOML name / environment variable [default]: meaning"
+
+
+def server_settings(config: str | None, **overrides: Any) -> Any:
+    """Load the server's Settings (file, environment, options) or exit 2 with the reason."""
+    from jotkit.server.settings import ConfigError, load_settings
+
+    try:
+        return load_settings(config_file=config, overrides=overrides)
+    except ConfigError as exc:
+        raise click.UsageError(f"{exc.code}: {exc}") from None
+
+
+def _epilog() -> str:
+    from jotkit.server.settings import describe
+
+    lines = describe().splitlines()
+    return "\b\n" + _SETTINGS_EPILOG + ":\n" + "\n".join(f"  {line}" for line in lines)
+
+
+config_option = click.option(
+    "--config", type=click.Path(dir_okay=False), envvar="JOTKIT_CONFIG", help="TOML config file."
+)
+database_option = click.option(
+    "--database", "database_url", help="sqlite:///path/file.db or postgresql://... URL."
+)
+
+
+class _SettingsHelp(click.Command):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.epilog = _epilog()
+        super().format_epilog(ctx, formatter)
+
+
+@click.command(cls=_SettingsHelp)
+@config_option
+@click.option("--host", help="Address to listen on [127.0.0.1].")
+@click.option("--port", type=int, help="TCP port [8000].")
+@database_option
+@click.option("--issuer", help="Issuer URL (iss) [http://HOST:PORT].")
+def serve(
+    config: str | None,
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    issuer: str | None,
+) -> None:
+    """Run the auth server (SQLite and a generated key by default: nothing else to set up)."""
+    import uvicorn
+
+    from jotkit.server import create_app
+    from jotkit.server.logs import configure_logging
+
+    settings = server_settings(
+        config, host=host, port=port, database_url=database_url, issuer=issuer
+    )
+    configure_logging(settings.log_level)
+    click.echo(
+        f"jotkit serving {settings.issuer} (store: {_redacted(settings.database_url)})", err=True
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@keys.command("rotate")
+@config_option
+@database_option
+@click.option(
+    "--publish-ahead",
+    type=float,
+    default=None,
+    help="Seconds the new key is published before it signs [key_publish_ahead_seconds].",
+)
+def rotate(config: str | None, database_url: str | None, publish_ahead: float | None) -> None:
+    """Create the server's next signing key (published now, signing after --publish-ahead)."""
+    from jotkit.server.keyring import Keyring
+    from jotkit.store import Store
+
+    settings = server_settings(config, database_url=database_url)
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        keyring = Keyring(settings, store)
+        keyring.load(now=time.time())
+        record = keyring.rotate(now=time.time(), publish_ahead=publish_ahead)
+    finally:
+        store.close()
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.activates_at))
+    click.echo(f"new key {record.kid} ({record.alg}) published; signs from {when}")
+
+
+@keys.command("list")
+@config_option
+@database_option
+def list_keys(config: str | None, database_url: str | None) -> None:
+    """The server's signing keys: kid, algorithm, and when each signs and is removed."""
+    from jotkit.store import Store
+
+    settings = server_settings(config, database_url=database_url)
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        records = store.signing_keys()
+    finally:
+        store.close()
+
+    def iso(moment: float | None) -> str:
+        return "-" if moment is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+    for record in records:
+        click.echo(
+            f"{record.kid}  {record.alg}  signs from {iso(record.activates_at)}"
+            f"  retired {iso(record.retired_at)}  removed after {iso(record.remove_after)}"
+        )

@@ -1,0 +1,151 @@
+"""``jotkit users``: manage the auth server's accounts directly in its store."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from jotkit.cli.serve import config_option, database_option, server_settings
+
+__all__ = ["users"]
+
+
+@click.group()
+def users() -> None:
+    """Add, list, disable and re-password users (in the store the server uses)."""
+
+
+@contextmanager
+def _opened(config: str | None, database_url: str | None) -> Iterator[tuple[Any, Any]]:
+    from jotkit.server.passwords import Passwords
+    from jotkit.store import Store, StoreError
+
+    settings = server_settings(config, database_url=database_url)
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        yield store, Passwords(settings)
+    except StoreError as exc:
+        raise click.ClickException(f"{exc.code}: {exc}") from None
+    finally:
+        store.close()
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.ClickException("ERR_PASSWORD_TOO_SHORT: password must be at least 8 characters")
+    if len(password.encode()) > 1024:
+        raise click.ClickException("ERR_PASSWORD_TOO_LONG: password must be at most 1024 bytes")
+    return password
+
+
+password_stdin = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+
+
+@users.command("add")
+@click.argument("email")
+@password_stdin
+@click.option("--scope", default="", help="Space-separated scopes granted to the user.")
+@config_option
+@database_option
+def add(
+    email: str, password_stdin: bool, scope: str, config: str | None, database_url: str | None
+) -> None:
+    """Create a user; exit 1 if the email is taken."""
+    from jotkit.store import Conflict
+
+    if "@" not in email or len(email) > 320:
+        raise click.BadParameter("not an email address", param_hint="EMAIL")
+    password = _read_password(password_stdin)
+    with _opened(config, database_url) as (store, passwords):
+        try:
+            user = store.add_user(email, passwords.hash(password), now=time.time(), scope=scope)
+        except Conflict:
+            raise click.ClickException(
+                f"ERR_CONFLICT: a user {email.lower()} already exists"
+            ) from None
+    click.echo(f"created {user.email} (id {user.id})")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@config_option
+@database_option
+def list_users(as_json: bool, config: str | None, database_url: str | None) -> None:
+    """Every user: id, email, scope, disabled."""
+    import orjson
+
+    with _opened(config, database_url) as (store, _):
+        found = store.list_users()
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                [
+                    {
+                        "id": u.id,
+                        "email": u.email,
+                        "scope": u.scope,
+                        "disabled": u.disabled,
+                        "created_at": int(u.created_at),
+                    }
+                    for u in found
+                ]
+            ).decode()
+        )
+        return
+    for user in found:
+        state = "disabled" if user.disabled else "active"
+        click.echo(f"{user.id}  {user.email}  {state}  scope={user.scope!r}")
+
+
+def _change(email: str, config: str | None, database_url: str | None, **changes: Any) -> None:
+    with _opened(config, database_url) as (store, _):
+        if not store.update_user(email, **changes):
+            raise click.ClickException(f"ERR_NOT_FOUND: no user {email.lower()}")
+
+
+@users.command("disable")
+@click.argument("email")
+@config_option
+@database_option
+def disable(email: str, config: str | None, database_url: str | None) -> None:
+    """Refuse the user's logins and refreshes (their sessions die at the next refresh)."""
+    _change(email, config, database_url, disabled=True)
+    click.echo(f"disabled {email.lower()}")
+
+
+@users.command("enable")
+@click.argument("email")
+@config_option
+@database_option
+def enable(email: str, config: str | None, database_url: str | None) -> None:
+    """Allow a disabled user to log in again."""
+    _change(email, config, database_url, disabled=False)
+    click.echo(f"enabled {email.lower()}")
+
+
+@users.command("set-password")
+@click.argument("email")
+@password_stdin
+@config_option
+@database_option
+def set_password(
+    email: str, password_stdin: bool, config: str | None, database_url: str | None
+) -> None:
+    """Replace the user's password (argon2id)."""
+    password = _read_password(password_stdin)
+    with _opened(config, database_url) as (store, passwords):
+        if not store.update_user(email, password_hash=passwords.hash(password)):
+            raise click.ClickException(f"ERR_NOT_FOUND: no user {email.lower()}")
+    click.echo(f"password changed for {email.lower()}")

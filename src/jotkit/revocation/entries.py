@@ -1,0 +1,200 @@
+"""Revocation entries and the in-memory set every verifier checks on every request.
+
+Three kinds of entry, each matching access tokens by one claim:
+
+- ``jti``: one token (RFC 7009 revocation of an access token);
+- ``sid``: every token of one session, i.e. one refresh family (logout, reuse detection);
+- ``sub``: a per-user not-before watermark: tokens of that user with ``iat`` < ``not_before``
+  (sign out everywhere).
+
+Each entry carries ``forget_after``, the time after which no token it can match is still
+valid (their ``exp`` has passed), so the set only ever holds what can still matter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jotkit.jose.errors import JoseError, RevokedToken
+
+__all__ = ["KINDS", "FeedStale", "Revocation", "RevocationSet"]
+
+Kind = Literal["jti", "sid", "sub"]
+KINDS: frozenset[str] = frozenset(("jti", "sid", "sub"))
+
+
+class FeedStale(JoseError):
+    """The revocation feed has not been heard from for longer than the staleness bound.
+
+    Raised (fail closed, the default) instead of accepting a token the verifier can no longer
+    prove is unrevoked.
+    """
+
+    code = "ERR_REVOCATION_FEED_STALE"
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """One revocation: ``kind`` and ``value`` say what it matches, ``cursor`` its feed order.
+
+    ``not_before`` is used by ``sub`` entries only (a NumericDate); ``forget_after`` is the
+    NumericDate after which the entry can be dropped; ``cursor`` is the store's sequence
+    number (0 when the entry has not been stored yet).
+    """
+
+    kind: Kind
+    value: str
+    forget_after: float
+    not_before: float = 0
+    cursor: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form used by every transport (HTTP feed, Redis)."""
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "not_before": self.not_before,
+            "forget_after": self.forget_after,
+            "cursor": self.cursor,
+        }
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any]) -> Revocation:
+        """Parse the wire form; ValueError on anything that is not a well-formed entry."""
+        kind = entry.get("kind")
+        value = entry.get("value")
+        if kind not in KINDS or not isinstance(value, str) or not value:
+            raise ValueError("revocation entry needs a kind (jti|sid|sub) and a value")
+        numbers = [entry.get("forget_after"), entry.get("not_before", 0)]
+        cursor = entry.get("cursor", 0)
+        if any(type(n) not in (int, float) for n in numbers) or type(cursor) is not int:
+            raise ValueError("revocation entry times must be numbers and cursor an integer")
+        return cls(kind, value, float(numbers[0]), float(numbers[1]), cursor)
+
+
+class RevocationSet:
+    """The live revocation entries, held in memory and checked at dictionary cost.
+
+    ``is_revoked(claims)`` is the ``Verifier`` hook. Freshness: a transport calls ``heard()``
+    whenever it hears from the feed (entries or heartbeat). With ``max_staleness_seconds`` set,
+    a set not heard from for longer fails closed (raises ``FeedStale``) unless
+    ``fail_open=True``, in which case it accepts what it knows.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_jti",
+        "_last_heard",
+        "_monotonic",
+        "_sid",
+        "_sub",
+        "cursor",
+        "fail_open",
+        "max_staleness_seconds",
+    )
+
+    def __init__(
+        self,
+        entries: Iterable[Revocation] = (),
+        *,
+        max_staleness_seconds: float | None = None,
+        fail_open: bool = False,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Start with ``entries``; staleness counts from now."""
+        self._jti: dict[str, float] = {}
+        self._sid: dict[str, float] = {}
+        self._sub: dict[str, tuple[float, float]] = {}
+        self.cursor = 0
+        self.max_staleness_seconds = max_staleness_seconds
+        self.fail_open = fail_open
+        self._clock = clock
+        self._monotonic = monotonic
+        self._last_heard = monotonic()
+        for entry in entries:
+            self.add(entry)
+
+    def add(self, entry: Revocation) -> None:
+        """Apply one entry; applying it twice is harmless (transports may replay)."""
+        if entry.kind == "jti":
+            self._jti[entry.value] = max(entry.forget_after, self._jti.get(entry.value, 0))
+        elif entry.kind == "sid":
+            self._sid[entry.value] = max(entry.forget_after, self._sid.get(entry.value, 0))
+        else:
+            old_not_before, old_forget = self._sub.get(entry.value, (0.0, 0.0))
+            self._sub[entry.value] = (
+                max(old_not_before, entry.not_before),
+                max(old_forget, entry.forget_after),
+            )
+        if entry.cursor > self.cursor:
+            self.cursor = entry.cursor
+
+    def heard(self) -> None:
+        """Record that the feed is alive (an entry or a heartbeat arrived)."""
+        self._last_heard = self._monotonic()
+
+    @property
+    def staleness_seconds(self) -> float:
+        """Seconds since the feed was last heard from."""
+        return self._monotonic() - self._last_heard
+
+    @property
+    def is_stale(self) -> bool:
+        """True when a staleness bound is set and has been exceeded."""
+        bound = self.max_staleness_seconds
+        return bound is not None and self._monotonic() - self._last_heard > bound
+
+    def prune(self, now: float | None = None) -> int:
+        """Forget entries whose tokens have all expired; returns how many were dropped."""
+        now = self._clock() if now is None else now
+        dropped = 0
+        for table in (self._jti, self._sid):
+            for value in [v for v, forget in table.items() if forget < now]:
+                del table[value]
+                dropped += 1
+        for sub in [s for s, (_, forget) in self._sub.items() if forget < now]:
+            del self._sub[sub]
+            dropped += 1
+        return dropped
+
+    def __len__(self) -> int:
+        return len(self._jti) + len(self._sid) + len(self._sub)
+
+    def entries(self) -> list[Revocation]:
+        """A snapshot of the live entries (cursor 0: order is not kept in memory)."""
+        return [
+            *(Revocation("jti", v, f) for v, f in self._jti.items()),
+            *(Revocation("sid", v, f) for v, f in self._sid.items()),
+            *(Revocation("sub", v, f, nb) for v, (nb, f) in self._sub.items()),
+        ]
+
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        """The ``Verifier`` hook: raises RevokedToken (or FeedStale) when a token must die."""
+        bound = self.max_staleness_seconds
+        if (
+            bound is not None
+            and not self.fail_open
+            and self._monotonic() - self._last_heard > bound
+        ):
+            raise FeedStale(
+                f"revocation feed not heard from for {self.staleness_seconds:.1f} s "
+                f"(bound {bound:g} s); refusing tokens until it is back"
+            )
+        # Three dict lookups: this runs on every request, cached token or not.
+        jti = claims.get("jti")
+        if jti is not None and jti in self._jti:
+            raise RevokedToken("token revoked (jti)")
+        sid = claims.get("sid")
+        if sid is not None and sid in self._sid:
+            raise RevokedToken("session revoked (sid): signed out or refresh token reused")
+        sub = claims.get("sub")
+        if sub is not None and sub in self._sub:
+            iat = claims.get("iat")
+            # A token without a numeric iat cannot prove it was issued after the watermark.
+            if not isinstance(iat, int | float) or iat < self._sub[sub][0]:
+                raise RevokedToken("token issued before the user signed out everywhere")
+        return False

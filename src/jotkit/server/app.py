@@ -1,0 +1,156 @@
+"""Assemble the auth server: store, keyring, feed, service, routes, background upkeep.
+
+``create_app(settings)`` returns the ASGI app ``jotkit serve`` runs under uvicorn. Start-up
+migrates the store and loads (or, on first start, generates) the signing keys; a background
+task keeps the feed, the keys and the store tidy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from jotkit.server.errors import ApiError, error_response
+from jotkit.server.feed import ServerFeed
+from jotkit.server.keyring import Keyring
+from jotkit.server.metrics import Metrics
+from jotkit.server.passwords import Passwords
+from jotkit.server.routes import router
+from jotkit.server.service import AuthService
+from jotkit.server.settings import Settings
+from jotkit.store import Store, StoreError
+
+__all__ = ["build_service", "create_app"]
+
+log = logging.getLogger("jotkit.server")
+
+_KEY_RELOAD_SECONDS = 5.0
+_SYNC_SECONDS = 1.0
+_PRUNE_SECONDS = 300.0
+
+
+def build_service(settings: Settings) -> AuthService:
+    """Open and migrate the store, load the keys: everything but HTTP (the CLI uses it too)."""
+    store = Store(settings.database_url)
+    store.migrate()
+    keyring = Keyring(settings, store)
+    keyring.load(now=time.time())
+    publisher = None
+    if settings.redis_url:
+        # Imported only when configured: redis-py is an optional extra.
+        redis_feed = importlib.import_module("jotkit.revocation.redis")
+        publisher = redis_feed.RedisPublisher(settings.redis_url)
+    feed = ServerFeed(store, publisher=publisher)
+    feed.sync(now=time.time())
+    return AuthService(settings, store, keyring, feed, Metrics(), Passwords(settings))
+
+
+async def _upkeep(service: AuthService) -> None:
+    """Sync the feed from the store, beat the heart, reload keys, rotate on schedule, prune."""
+    settings = service.settings
+    last_keys = last_prune = time.monotonic()
+    while True:
+        await asyncio.sleep(min(_SYNC_SECONDS, settings.heartbeat_seconds))
+        now = time.time()
+        try:
+            await asyncio.to_thread(service.feed.sync, now=now)
+            await asyncio.to_thread(service.feed.heartbeat, now=now)
+            if time.monotonic() - last_keys >= _KEY_RELOAD_SECONDS:
+                last_keys = time.monotonic()
+                await asyncio.to_thread(service.refresh_keys)
+                if service.keyring.rotation_due(now=now):
+                    await asyncio.to_thread(service.keyring.rotate, now=now)
+                    service.metrics.inc("jotkit_key_rotations_total")
+                    log.info(
+                        "key_rotated", extra={"audit": {"event": "key_rotated", "by": "schedule"}}
+                    )
+            if time.monotonic() - last_prune >= _PRUNE_SECONDS:
+                last_prune = time.monotonic()
+                await asyncio.to_thread(service.store.prune, now=now)
+                service.feed.prune(now=now)
+        except StoreError as exc:
+            log.warning("upkeep failed: %s", exc.code)
+
+
+def create_app(settings: Settings, *, service: AuthService | None = None) -> FastAPI:
+    """The auth server as an ASGI app."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ready = service if service is not None else await asyncio.to_thread(build_service, settings)
+        ready.feed.attach(asyncio.get_running_loop())
+        app.state.service = ready
+        upkeep = asyncio.create_task(_upkeep(ready))
+        try:
+            yield
+        finally:
+            upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
+            ready.feed.close()
+            ready.store.close()
+
+    app = FastAPI(
+        title="jotkit auth server",
+        summary="Login, short-lived access JWTs, rotating refresh tokens, revocation, JWKS.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    _install_error_handlers(app)
+    _mount_web(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> Any:
+        return error_response(exc.code, exc.description, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Any:
+        problems = exc.errors()
+        if any(problem.get("type") == "json_invalid" for problem in problems):
+            return error_response("invalid_json", "the body is not valid JSON")
+        where = ", ".join(
+            f"{'.'.join(str(p) for p in problem.get('loc', ()))}: {problem.get('msg', '')}"
+            for problem in problems[:5]
+        )
+        return error_response("validation_failed", where or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> Any:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        if code is None:
+            code = "invalid_request" if exc.status_code < 500 else "server_error"
+        return error_response(code, str(exc.detail))
+
+    @app.exception_handler(StoreError)
+    async def store_error(_request: Request, exc: StoreError) -> Any:
+        log.error("store error: %s", exc)
+        return error_response("unavailable", "the database is unavailable; nothing was changed")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> Any:
+        # Never a stack trace on the wire; the type goes to the log for the operator.
+        log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+        return error_response("server_error", "internal error")
+
+
+def _mount_web(app: FastAPI) -> None:
+    from starlette.staticfiles import StaticFiles
+
+    try:
+        web = importlib.import_module("jotkit.web")
+    except ImportError:  # the page ships with the package; absent only in a broken install
+        return
+    app.mount("/", StaticFiles(directory=web.STATIC_DIR, html=True), name="web")

@@ -1,0 +1,360 @@
+"""What the auth server does, apart from HTTP: login, refresh rotation, logout, revocation.
+
+Routes (server/routes.py) translate requests into these calls and ``ApiError`` into answers.
+Every change reaches the store first (durable, in one transaction), then the feed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from jotkit.jose import JoseError, Verifier, jwt
+from jotkit.revocation import Revocation
+from jotkit.server.errors import ApiError
+from jotkit.server.feed import ServerFeed
+from jotkit.server.keyring import Keyring
+from jotkit.server.metrics import Metrics
+from jotkit.server.passwords import MAX_PASSWORD_BYTES, Passwords
+from jotkit.server.settings import Settings
+from jotkit.store import Conflict, Family, Store, User
+
+__all__ = ["AuthService", "TokenPair", "hash_refresh_token"]
+
+audit = logging.getLogger("jotkit.audit")
+
+_REFRESH_FAILURES = {
+    "unknown": "refresh token not recognised",
+    "expired": "refresh token expired: log in again",
+    "revoked": "session revoked: log in again",
+    "grace": "refresh token was just used by a concurrent request",
+    "disabled": "account disabled",
+}
+
+
+def hash_refresh_token(token: str) -> str:
+    """The only form in which a refresh token is stored (SHA-256, hex)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _audit(event: str, **fields: Any) -> None:
+    audit.info(event, extra={"audit": {"event": event, **fields}})
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """An access JWT and the refresh token of its session."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    sid: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The OAuth 2.0 token response shape (RFC 6749 §5.1)."""
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+        }
+
+
+class AuthService:
+    """The auth server's operations over one store, keyring and feed."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        keyring: Keyring,
+        feed: ServerFeed,
+        metrics: Metrics,
+        passwords: Passwords,
+    ) -> None:
+        """Wire the parts; ``verifier`` checks this server's own access tokens."""
+        self.settings = settings
+        self.store = store
+        self.keyring = keyring
+        self.feed = feed
+        self.metrics = metrics
+        self.passwords = passwords
+        self.verifier = Verifier(
+            keyring.verification_keys,
+            issuer=settings.issuer,
+            audience=settings.audiences,
+            typ="at+jwt",
+            require=("exp", "iat", "sub", "jti", "sid"),
+            is_revoked=feed.revocations.is_revoked,
+        )
+
+    def refresh_keys(self) -> None:
+        """Re-read the keyring and hand new keys to the verifier (only when they changed)."""
+        before = self.keyring.jwks_json
+        self.keyring.reload()
+        if self.keyring.jwks_json != before:
+            self.verifier.keys = self.keyring.verification_keys
+
+    def _forget_after(self, now: float) -> float:
+        return now + self.settings.access_ttl_seconds + self.settings.clock_skew_seconds
+
+    # -- users ----------------------------------------------------------------------------
+
+    def add_user(self, email: str, password: str, *, scope: str = "") -> User:
+        """Create a user (argon2id hash); ApiError conflict if the email is taken."""
+        _check_password(password)
+        try:
+            user = self.store.add_user(
+                email, self.passwords.hash(password), now=time.time(), scope=scope
+            )
+        except Conflict:
+            raise ApiError("conflict", "a user with that email already exists") from None
+        _audit("user_created", user=user.id)
+        return user
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def _access_token(self, user: User, sid: str, now: float) -> str:
+        settings = self.settings
+        iat = int(now)
+        claims: dict[str, Any] = {
+            "iss": settings.issuer,
+            "sub": user.id,
+            "aud": settings.audiences[0]
+            if len(settings.audiences) == 1
+            else list(settings.audiences),
+            "exp": iat + settings.access_ttl_seconds,
+            "iat": iat,
+            "jti": uuid.uuid4().hex,
+            "sid": sid,
+            "client_id": "jotkit",
+            "scope": user.scope,
+        }
+        if settings.include_email_claim:
+            claims["email"] = user.email
+        key = self.keyring.signing_key(now=now)
+        return jwt.sign(claims, key, header={"typ": "at+jwt"})
+
+    def login(self, email: str, password: str, *, address: str, user_agent: str) -> TokenPair:
+        """Check the password (throttled), start a session, issue its first token pair."""
+        settings = self.settings
+        now = time.time()
+        account, by_address = f"account:{email.lower()}", f"address:{address}"
+        counted = self.store.throttle_status(
+            (account, by_address), now=now, window=settings.login_window_seconds
+        )
+        if (
+            counted.get(account, 0) >= settings.login_max_failures_per_account
+            or counted.get(by_address, 0) >= settings.login_max_failures_per_address
+        ):
+            self.metrics.inc("jotkit_login_throttled_total")
+            starts = [
+                self.store.window_start(k) or now for k in (account, by_address) if k in counted
+            ]
+            retry = max(1, int(min(starts) + settings.login_window_seconds - now) + 1)
+            _audit("login_throttled", address=address)
+            raise ApiError(
+                "too_many_attempts",
+                f"too many failed logins: try again in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        user = (
+            self.store.user_by_email(email)
+            if len(password.encode()) <= MAX_PASSWORD_BYTES
+            else None
+        )
+        matched = self.passwords.check(
+            user.password_hash if user else None, password[:MAX_PASSWORD_BYTES]
+        )
+        if user is None or not matched or user.disabled:
+            self.store.record_failure(
+                (account, by_address), now=now, window=settings.login_window_seconds
+            )
+            self.metrics.inc("jotkit_login_failures_total")
+            _audit("login_failed", user=user.id if user else None, address=address)
+            raise ApiError("invalid_credentials", "wrong email or password")
+        if counted.get(account):
+            self.store.clear_failures(account)
+        if self.passwords.needs_rehash(user.password_hash):
+            self.store.update_user(user.email, password_hash=self.passwords.hash(password))
+        refresh_token = secrets.token_urlsafe(32)  # 256 bits from the OS CSPRNG
+        family = self.store.create_family(
+            user,
+            token_hash=hash_refresh_token(refresh_token),
+            now=now,
+            idle_ttl=settings.refresh_idle_ttl_seconds,
+            absolute_ttl=settings.refresh_absolute_ttl_seconds,
+            user_agent=user_agent,
+            client_address=address,
+        )
+        self.metrics.inc("jotkit_logins_total")
+        _audit("login", user=user.id, sid=family.id, address=address)
+        return TokenPair(
+            self._access_token(user, family.id, now),
+            settings.access_ttl_seconds,
+            refresh_token,
+            family.id,
+        )
+
+    def refresh(self, refresh_token: str, *, address: str) -> TokenPair:
+        """Rotate: spend ``refresh_token``, issue a new pair; a replay revokes its family."""
+        now = time.time()
+        successor = secrets.token_urlsafe(32)
+        rotation = self.store.rotate(
+            hash_refresh_token(refresh_token),
+            hash_refresh_token(successor),
+            now=now,
+            idle_ttl=self.settings.refresh_idle_ttl_seconds,
+            grace=self.settings.reuse_grace_seconds,
+            forget_after=self._forget_after(now),
+        )
+        if rotation.revocation is not None:
+            self._published([rotation.revocation])
+        if rotation.outcome == "reused":
+            self.metrics.inc("jotkit_refresh_reuse_detected_total")
+            family = rotation.family
+            _audit(
+                "refresh_reuse_detected",
+                user=rotation.user and rotation.user.id,
+                sid=family and family.id,
+                address=address,
+            )
+            raise ApiError(
+                "invalid_grant",
+                "refresh token already used: the session is revoked (possible token theft)",
+            )
+        if rotation.outcome != "ok" or rotation.family is None or rotation.user is None:
+            self.metrics.inc("jotkit_refresh_failures_total")
+            raise ApiError("invalid_grant", _REFRESH_FAILURES[rotation.outcome])
+        self.metrics.inc("jotkit_refreshes_total")
+        _audit("refresh", user=rotation.user.id, sid=rotation.family.id)
+        return TokenPair(
+            self._access_token(rotation.user, rotation.family.id, now),
+            self.settings.access_ttl_seconds,
+            successor,
+            rotation.family.id,
+        )
+
+    def _published(self, entries: list[Revocation]) -> None:
+        if entries:
+            self.metrics.inc("jotkit_revocations_total", len(entries))
+            self.feed.publish(entries)
+
+    # -- sessions and revocation ----------------------------------------------------------
+
+    def logout(self, claims: dict[str, Any]) -> None:
+        """Revoke the session of the presented access token."""
+        self.revoke_session(claims["sub"], claims["sid"], reason="logout")
+
+    def logout_all(self, claims: dict[str, Any]) -> int:
+        """Sign out everywhere: every session of the user and a not-before watermark."""
+        now = time.time()
+        entries = self.store.revoke_user(
+            claims["sub"], reason="logout_all", now=now, forget_after=self._forget_after(now)
+        )
+        self._published(entries)
+        _audit("logout_all", user=claims["sub"], sessions=len(entries) - 1)
+        return len(entries) - 1
+
+    def sessions(self, user_id: str) -> list[Family]:
+        """The user's live sessions."""
+        return self.store.sessions(user_id, now=time.time())
+
+    def revoke_session(self, user_id: str, sid: str, *, reason: str) -> None:
+        """Revoke one of the user's sessions; not_found if it is not theirs or not live."""
+        family = self.store.family(sid)
+        if family is None or family.user_id != user_id:
+            raise ApiError("not_found", "no such session")
+        now = time.time()
+        entry = self.store.revoke_family(
+            sid, reason=reason, now=now, forget_after=self._forget_after(now)
+        )
+        if entry is not None:
+            self._published([entry])
+        _audit(reason, user=user_id, sid=sid)
+
+    def verify_access_token(self, token: str) -> dict[str, Any]:
+        """This server's own check of an access token (signature, claims, revocation)."""
+        started = time.perf_counter()
+        try:
+            return self.verifier.verify(token)
+        except JoseError:
+            self.metrics.inc("jotkit_verify_failures_total")
+            raise
+        finally:
+            self.metrics.observe_verify(time.perf_counter() - started)
+
+    def revoke_token(self, token: str, hint: str | None) -> None:
+        """RFC 7009: revoke an access token (its jti) or a refresh token (its family).
+
+        Unknown, invalid or already-dead tokens are not an error (RFC 7009 §2.2).
+        """
+        order = (
+            ("refresh_token", "access_token")
+            if hint == "refresh_token"
+            else ("access_token", "refresh_token")
+        )
+        for kind in order:
+            if kind == "access_token" and token.count(".") == 2:
+                try:
+                    claims = self.verifier.verify(token)
+                except JoseError:
+                    continue
+                now = time.time()
+                entry = self.store.add_revocation(
+                    Revocation(
+                        "jti", claims["jti"], claims["exp"] + self.settings.clock_skew_seconds
+                    ),
+                    now=now,
+                )
+                self._published([entry])
+                _audit("revoke", user=claims["sub"], kind="access_token")
+                return
+            if kind == "refresh_token":
+                found = self.store.find_refresh_token(hash_refresh_token(token))
+                if found is not None:
+                    family, user, _, _ = found
+                    if family.revoked_at is None:
+                        self.revoke_session(user.id, family.id, reason="revoke")
+                    return
+
+    def introspect(self, token: str, hint: str | None) -> dict[str, Any]:
+        """RFC 7662: the state and metadata of an access or refresh token."""
+        if token.count(".") == 2 and hint != "refresh_token":
+            try:
+                claims = self.verifier.verify(token)
+            except JoseError:
+                return {"active": False}
+            return {"active": True, "token_type": "access_token", **claims}
+        found = self.store.find_refresh_token(hash_refresh_token(token))
+        if found is None:
+            return {"active": False}
+        family, user, expires_at, spent_at = found
+        now = time.time()
+        if spent_at is not None or family.revoked_at is not None or user.disabled:
+            return {"active": False}
+        if min(expires_at, family.expires_at) <= now:
+            return {"active": False}
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "sub": user.id,
+            "sid": family.id,
+            "scope": user.scope,
+            "client_id": "jotkit",
+            "iss": self.settings.issuer,
+            "iat": int(family.created_at),
+            "exp": int(min(expires_at, family.expires_at)),
+        }
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise ApiError("validation_failed", "password must be at least 8 characters")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise ApiError("validation_failed", f"password must be at most {MAX_PASSWORD_BYTES} bytes")

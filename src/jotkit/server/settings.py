@@ -1,0 +1,239 @@
+"""The auth server's configuration: one TOML file plus ``JOTKIT_*`` environment variables.
+
+Precedence, lowest first: defaults, the TOML file (``--config`` / ``JOTKIT_CONFIG``), the
+environment (``JOTKIT_<NAME>``), command-line options. Every setting carries its unit in its
+name. ``describe()`` renders the table ``jotkit serve --help`` prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "Settings", "default_database_url", "describe", "load_settings"]
+
+_ASYMMETRIC_ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256", "PS256")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or unsafe; the message names it and its variable."""
+
+    code = "ERR_CONFIG"
+
+
+def _data_dir() -> Path:
+    if os.environ.get("JOTKIT_DATA_DIR"):
+        return Path(os.environ["JOTKIT_DATA_DIR"])
+    xdg = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(xdg) / "jotkit"
+
+
+def default_database_url() -> str:
+    """``sqlite:///<data dir>/jotkit.db``; the data dir is JOTKIT_DATA_DIR or the XDG one."""
+    return f"sqlite:///{_data_dir() / 'jotkit.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of ``jotkit serve``; see ``describe()`` for the documentation of each."""
+
+    host: str = field(default="127.0.0.1", metadata={"doc": "address to listen on"})
+    port: int = field(default=8000, metadata={"doc": "TCP port to listen on"})
+    database_url: str = field(
+        default_factory=default_database_url,
+        metadata={"doc": "sqlite:///path/file.db (default under the data dir) or postgresql://"},
+    )
+    issuer: str = field(
+        default="", metadata={"doc": "iss of every token; default http://HOST:PORT"}
+    )
+    audiences: tuple[str, ...] = field(
+        default=("jotkit",), metadata={"doc": "aud of access tokens (comma-separated list)"}
+    )
+    algorithm: str = field(
+        default="ES256",
+        metadata={"doc": "signing algorithm: ES256 (default), EdDSA, RS256, ... or HS256"},
+    )
+    hs256_secret: str = field(
+        default="", metadata={"doc": "shared secret for HS256 mode (>= 32 bytes)"}
+    )
+    master_key: str = field(
+        default="", metadata={"doc": "encrypts private signing keys at rest (>= 32 bytes)"}
+    )
+    access_ttl_seconds: int = field(default=900, metadata={"doc": "access token lifetime"})
+    refresh_idle_ttl_seconds: int = field(
+        default=14 * 86400, metadata={"doc": "sliding lifetime of a refresh token"}
+    )
+    refresh_absolute_ttl_seconds: int = field(
+        default=30 * 86400, metadata={"doc": "absolute lifetime of a session (refresh family)"}
+    )
+    reuse_grace_seconds: float = field(
+        default=0.0,
+        metadata={"doc": "a spent refresh token replayed within this is refused, not theft"},
+    )
+    clock_skew_seconds: int = field(
+        default=60, metadata={"doc": "margin kept on revocations and retired keys"}
+    )
+    key_rotation_days: float = field(
+        default=30.0, metadata={"doc": "rotate the signing key automatically (0: never)"}
+    )
+    key_publish_ahead_seconds: int = field(
+        default=600, metadata={"doc": "a new key is in JWKS this long before it signs"}
+    )
+    jwks_max_age_seconds: int = field(
+        default=300, metadata={"doc": "Cache-Control max-age of the JWKS"}
+    )
+    registration: str = field(
+        default="admin", metadata={"doc": "POST /users: 'open' or 'admin' (admin token only)"}
+    )
+    admin_token: str = field(
+        default="", metadata={"doc": "Bearer secret for admin endpoints (>= 32 bytes)"}
+    )
+    introspection_secret: str = field(
+        default="", metadata={"doc": "Bearer secret resource servers use for /introspect"}
+    )
+    cookie_mode: bool = field(
+        default=False, metadata={"doc": "also issue tokens as HttpOnly cookies, with CSRF"}
+    )
+    cookie_secure: bool = field(
+        default=True, metadata={"doc": "mark cookies Secure (turn off only for plain-HTTP dev)"}
+    )
+    cookie_samesite: str = field(default="strict", metadata={"doc": "strict or lax"})
+    include_email_claim: bool = field(
+        default=False, metadata={"doc": "put the user's email in access tokens (personal data)"}
+    )
+    login_max_failures_per_account: int = field(
+        default=5, metadata={"doc": "failed logins per account per window before 429"}
+    )
+    login_max_failures_per_address: int = field(
+        default=20, metadata={"doc": "failed logins per client address per window before 429"}
+    )
+    login_window_seconds: int = field(
+        default=900, metadata={"doc": "throttling window for failed logins"}
+    )
+    argon2_time_cost: int = field(default=3, metadata={"doc": "argon2id iterations"})
+    argon2_memory_kib: int = field(default=65536, metadata={"doc": "argon2id memory (KiB)"})
+    argon2_parallelism: int = field(default=4, metadata={"doc": "argon2id lanes"})
+    redis_url: str = field(
+        default="", metadata={"doc": "redis://... to publish the revocation feed over Redis"}
+    )
+    heartbeat_seconds: float = field(
+        default=1.0, metadata={"doc": "revocation feed heartbeat interval"}
+    )
+    log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
+
+    def __post_init__(self) -> None:
+        if not self.issuer:
+            object.__setattr__(self, "issuer", f"http://{self.host}:{self.port}")
+        object.__setattr__(self, "issuer", self.issuer.rstrip("/"))
+        _check(self)
+
+    @property
+    def hs256(self) -> bool:
+        """True in shared-secret mode: nothing is published in JWKS."""
+        return self.algorithm == "HS256"
+
+
+def _check(settings: Settings) -> None:
+    if settings.algorithm != "HS256" and settings.algorithm not in _ASYMMETRIC_ALGORITHMS:
+        raise ConfigError(
+            f"JOTKIT_ALGORITHM={settings.algorithm!r} is not supported; "
+            f"use one of {', '.join((*_ASYMMETRIC_ALGORITHMS, 'HS256'))}"
+        )
+    if settings.hs256 and len(settings.hs256_secret.encode()) < 32:
+        raise ConfigError("HS256 mode needs JOTKIT_HS256_SECRET of at least 32 bytes")
+    for name in ("master_key", "admin_token", "introspection_secret"):
+        value = getattr(settings, name)
+        if value and len(value.encode()) < 32:
+            raise ConfigError(f"JOTKIT_{name.upper()} must be at least 32 bytes")
+    if settings.registration not in ("open", "admin"):
+        raise ConfigError("JOTKIT_REGISTRATION must be 'open' or 'admin'")
+    if settings.cookie_samesite not in ("strict", "lax"):
+        raise ConfigError("JOTKIT_COOKIE_SAMESITE must be 'strict' or 'lax'")
+    if not settings.audiences:
+        raise ConfigError("JOTKIT_AUDIENCES must name at least one audience")
+    positive = ("access_ttl_seconds", "refresh_idle_ttl_seconds", "refresh_absolute_ttl_seconds")
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"JOTKIT_{name.upper()} must be positive")
+    if not settings.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        raise ConfigError("JOTKIT_DATABASE_URL must be sqlite:///... or postgresql://...")
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    try:
+        if kind in (bool, "bool"):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return text in ("1", "true", "yes", "on")
+        if kind in (int, "int"):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind in (float, "float"):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return float(raw)
+        if kind in (tuple[str, ...], "tuple[str, ...]"):
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name} (JOTKIT_{name.upper()}): bad value {raw!r}") from None
+
+
+def load_settings(
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from the TOML file, then JOTKIT_* variables, then ``overrides``."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("JOTKIT_CONFIG") or None
+    values: dict[str, Any] = {}
+    known = {f.name: f.type for f in fields(Settings)}
+    if config_file:
+        try:
+            with open(config_file, "rb") as handle:
+                document = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        for name, raw in document.items():
+            if name not in known:
+                raise ConfigError(f"config file {config_file}: unknown setting {name!r}")
+            values[name] = _convert(name, known[name], raw)
+    for name, kind in known.items():
+        raw = environ.get(f"JOTKIT_{name.upper()}")
+        if raw is not None and raw != "":
+            values[name] = _convert(name, kind, raw)
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            values[name] = _convert(name, known[name], raw)
+    return Settings(**values)
+
+
+def describe() -> str:
+    """One line per setting: TOML name, environment variable, default, meaning."""
+    lines = []
+    for spec in fields(Settings):
+        default: Any = spec.default
+        if default is dataclasses.MISSING:
+            default = "<data dir>/jotkit.db" if spec.name == "database_url" else ""
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        if spec.name.endswith(("secret", "key", "token")):
+            default = "(unset)"
+        lines.append(
+            f"{spec.name} / JOTKIT_{spec.name.upper()} [{default}]: {spec.metadata['doc']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""Real ``jotkit serve`` processes for tests: a free port, a SQLite file, real HTTP.
+
+``start_server(tmp_path)`` creates the users through the real CLI, starts the server as a
+subprocess, waits for /readyz and returns a ``ServerProcess``; ``stop()`` ends it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+JOTKIT = str(Path(sys.executable).with_name("jotkit"))
+# Cheap argon2 for tests (the production default is 64 MiB, t=3); the algorithm is the same.
+FAST_ARGON2 = {"JOTKIT_ARGON2_MEMORY_KIB": "8192", "JOTKIT_ARGON2_TIME_COST": "1"}
+DEFAULT_USERS = {"alice@example.com": "correct horse battery"}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A running ``jotkit serve``."""
+
+    url: str
+    database_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def login(
+        self, email: str = "alice@example.com", password: str = "correct horse battery"
+    ) -> dict[str, Any]:
+        """POST /login; asserts 200 and returns the token pair."""
+        answer = self.client.post("/login", json={"email": email, "password": password})
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``jotkit ARGS`` against this server's store and environment."""
+        return subprocess.run(
+            [JOTKIT, *args], input=stdin, capture_output=True, text=True, env=self.env, timeout=60
+        )
+
+    def log(self) -> str:
+        """What the server wrote to stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and close the client."""
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(
+    tmp_path: Path,
+    *,
+    users: Mapping[str, str] = DEFAULT_USERS,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    database_url: str | None = None,
+    port: int | None = None,
+) -> ServerProcess:
+    """Create ``users`` with the real CLI, start ``jotkit serve``, wait until it is ready."""
+    port = port or free_port()
+    database_url = database_url or f"sqlite:///{tmp_path / 'jotkit.db'}"
+    full_env = {
+        **os.environ,
+        **FAST_ARGON2,
+        "JOTKIT_DATABASE_URL": database_url,
+        "JOTKIT_PORT": str(port),
+        "JOTKIT_HOST": "127.0.0.1",
+        **(env or {}),
+    }
+    for email, password in users.items():
+        made = subprocess.run(
+            [JOTKIT, "users", "add", email, "--password-stdin"],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=60,
+        )
+        if made.returncode != 0 and "ERR_CONFLICT" not in made.stderr:
+            raise RuntimeError(f"jotkit users add failed: {made.stderr}")
+    log_path = tmp_path / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [JOTKIT, "serve", *args], stdout=log, stderr=subprocess.STDOUT, env=full_env
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", database_url, full_env, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"jotkit serve exited with {process.returncode}: {server.log()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"jotkit serve did not become ready: {server.log()}")
