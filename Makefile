@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: install
-	$(BIN)/jotkit demo $(ARGS)
+	$(BIN)/jotkit serve $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +24,32 @@ def require_service(name: str, host: str, port: int) -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A real ``jotkit serve`` on a fresh SQLite file, with alice@example.com."""
-    running = start_server(tmp_path)
+ADMIN_TOKEN = "test-admin-token-" + "a" * 32
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real ``jotkit serve`` for the tests that need no special configuration."""
+    running = start_server(
+        tmp_path_factory.mktemp("shared-server"),
+        users={},
+        env={"JOTKIT_ADMIN_TOKEN": ADMIN_TOKEN, "JOTKIT_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000"},
+    )
     yield running
     running.stop()
+
+
+@pytest.fixture
+def server(shared_server: ServerProcess) -> Iterator[ServerProcess]:
+    """The shared server, seen as a user of its own (so tests cannot disturb each other)."""
+    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+    password = "correct horse battery"
+    created = shared_server.client.post(
+        "/users",
+        json={"email": email, "password": password},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert created.status_code == 201, created.text
+    view = dataclasses.replace(shared_server, email=email, password=password)
+    yield view
+    view.client.close()

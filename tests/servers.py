@@ -41,16 +41,17 @@ class ServerProcess:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
+    email: str = "alice@example.com"
+    password: str = "correct horse battery"
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
-    def login(
-        self, email: str = "alice@example.com", password: str = "correct horse battery"
-    ) -> dict[str, Any]:
-        """POST /login; asserts 200 and returns the token pair."""
-        answer = self.client.post("/login", json={"email": email, "password": password})
+    def login(self, email: str | None = None, password: str | None = None) -> dict[str, Any]:
+        """POST /login (as this view's user by default); asserts 200, returns the token pair."""
+        credentials = {"email": email or self.email, "password": password or self.password}
+        answer = self.client.post("/login", json=credentials)
         assert answer.status_code == 200, answer.text
         return answer.json()  # type: ignore[no-any-return]
 

@@ -120,9 +120,21 @@ def _change(email: str, config: str | None, database_url: str | None, **changes:
 @config_option
 @database_option
 def disable(email: str, config: str | None, database_url: str | None) -> None:
-    """Refuse the user's logins and refreshes (their sessions die at the next refresh)."""
-    _change(email, config, database_url, disabled=True)
-    click.echo(f"disabled {email.lower()}")
+    """Refuse the user's logins and sign them out everywhere (their tokens die within ~1 s)."""
+    settings = server_settings(config, database_url=database_url)
+    with _opened(config, database_url) as (store, _):
+        user = store.user_by_email(email)
+        if user is None or not store.update_user(email, disabled=True):
+            raise click.ClickException(f"ERR_NOT_FOUND: no user {email.lower()}")
+        now = time.time()
+        # Durable revocation entries: running servers pick them up from the store.
+        store.revoke_user(
+            user.id,
+            reason="disabled",
+            now=now,
+            forget_after=now + settings.access_ttl_seconds + settings.clock_skew_seconds,
+        )
+    click.echo(f"disabled {email.lower()} and revoked every session")
 
 
 @users.command("enable")

@@ -51,6 +51,8 @@ def build_service(settings: Settings) -> AuthService:
         publisher = redis_feed.RedisPublisher(settings.redis_url)
     feed = ServerFeed(store, publisher=publisher)
     feed.sync(now=time.time())
+    if not store.user_count():
+        log.warning("no users yet: create one with `jotkit users add you@example.com`")
     return AuthService(settings, store, keyring, feed, Metrics(), Passwords(settings))
 
 

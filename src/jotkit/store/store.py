@@ -224,6 +224,11 @@ class Store:
             rows = connection.execute(select(users).order_by(users.c.created_at)).all()
         return [_row(User, row) for row in rows]
 
+    def user_count(self) -> int:
+        """How many users exist."""
+        with self._read() as connection:
+            return int(connection.execute(select(func.count()).select_from(users)).scalar_one())
+
     def update_user(self, email: str, **changes: Any) -> bool:
         """Change ``disabled``, ``password_hash`` or ``scope``; False if no such user."""
         allowed = {"disabled", "password_hash", "scope"}

@@ -1,0 +1,182 @@
+"""Every bad input gets a clear JSON error with a stable code and the right status."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from jotkit import Key, jwt
+from servers import ServerProcess, start_server
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(answer: object, status: int, code: str) -> None:
+    assert answer.status_code == status, answer.text  # type: ignore[attr-defined]
+    body = answer.json()  # type: ignore[attr-defined]
+    assert body["error"] == code and body["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"email": "alice@example.com"}, 422, "validation_failed"),
+        ({"email": "not-an-email", "password": "x"}, 422, "validation_failed"),
+        ({"email": "alice@example.com", "password": 12}, 422, "validation_failed"),
+        ([], 422, "validation_failed"),
+    ],
+)
+def test_login_with_malformed_body_is_422(
+    server: ServerProcess, body: object, status: int, code: str
+) -> None:
+    assert_error(server.client.post("/login", json=body), status, code)
+
+
+def test_login_with_invalid_json_is_400(server: ServerProcess) -> None:
+    answer = server.client.post(
+        "/login", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert_error(answer, 400, "invalid_json")
+
+
+def test_wrong_password_and_unknown_email_get_the_same_401(server: ServerProcess) -> None:
+    wrong = server.client.post("/login", json={"email": server.email, "password": "nope"})
+    unknown = server.client.post("/login", json={"email": "bob@example.com", "password": "nope"})
+    assert_error(wrong, 401, "invalid_credentials")
+    assert_error(unknown, 401, "invalid_credentials")
+    assert wrong.json() == unknown.json()
+
+
+def test_failed_logins_are_throttled_per_account_with_retry_after(server: ServerProcess) -> None:
+    for _ in range(5):
+        server.client.post("/login", json={"email": server.email, "password": "nope"})
+    throttled = server.client.post(
+        "/login", json={"email": server.email, "password": server.password}
+    )
+    assert_error(throttled, 429, "too_many_attempts")
+    assert 0 < int(throttled.headers["retry-after"]) <= 901
+
+
+def test_failed_logins_are_throttled_per_client_address(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"JOTKIT_LOGIN_MAX_FAILURES_PER_ADDRESS": "3"})
+    try:
+        for index in range(3):
+            server.client.post("/login", json={"email": f"u{index}@example.com", "password": "x"})
+        assert_error(
+            server.client.post("/login", json={"email": "other@example.com", "password": "x"}),
+            429,
+            "too_many_attempts",
+        )
+    finally:
+        server.stop()
+
+
+def test_disabled_user_cannot_log_in_or_refresh(server: ServerProcess) -> None:
+    pair = server.login()
+    assert server.cli("users", "disable", server.email).returncode == 0
+    assert_error(
+        server.client.post("/login", json={"email": server.email, "password": server.password}),
+        401,
+        "invalid_credentials",
+    )
+    refreshed = server.client.post("/token/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert_error(refreshed, 401, "invalid_grant")
+    # Disabling revoked every session in the store; the server syncs it into its feed.
+    deadline = time.monotonic() + 10
+    while server.client.get("/me", headers=bearer(pair["access_token"])).status_code == 200:
+        assert time.monotonic() < deadline, "the disabled user's access token still works"
+        time.sleep(0.1)
+
+
+def test_refresh_without_or_with_unknown_token(server: ServerProcess) -> None:
+    assert_error(server.client.post("/token/refresh", json={}), 400, "invalid_request")
+    unknown = server.client.post("/token/refresh", json={"refresh_token": "x" * 43})
+    assert_error(unknown, 401, "invalid_grant")
+
+
+def test_me_without_credentials_is_401_with_a_bare_challenge(server: ServerProcess) -> None:
+    answer = server.client.get("/me")
+    assert_error(answer, 401, "invalid_token")
+    assert answer.headers["www-authenticate"] == 'Bearer realm="jotkit"'
+
+
+@pytest.mark.parametrize("header", ["Basic abc", "Bearer", "Bearer a b", "bearer  x"])
+def test_me_with_a_malformed_authorization_header_is_400(
+    server: ServerProcess, header: str
+) -> None:
+    assert_error(
+        server.client.get("/me", headers={"Authorization": header}), 400, "invalid_request"
+    )
+
+
+def _forged(alg: str = "ES256") -> str:
+    now = int(time.time())
+    claims = {"iss": "x", "sub": "s", "aud": "jotkit", "exp": now + 60, "iat": now}
+    return jwt.sign(claims, Key.generate(alg))
+
+
+def test_me_rejects_tokens_it_did_not_sign(server: ServerProcess) -> None:
+    for token in (_forged(), _forged("HS256"), "eyJhbGciOiJub25lIn0.e30.", "garbage"):
+        answer = server.client.get("/me", headers=bearer(token))
+        assert_error(answer, 401, "invalid_token")
+        assert 'error="invalid_token"' in answer.headers["www-authenticate"]
+
+
+def test_me_rejects_a_tampered_token(server: ServerProcess) -> None:
+    header, payload, signature = server.login()["access_token"].split(".")
+    tampered = f"{header}.{payload[:-2]}AA.{signature}"
+    answer = server.client.get("/me", headers=bearer(tampered))
+    assert_error(answer, 401, "invalid_token")
+
+
+def test_unknown_route_and_wrong_method_are_json_errors(server: ServerProcess) -> None:
+    assert_error(server.client.get("/no/such/thing"), 404, "not_found")
+    assert_error(server.client.put("/login", json={}), 405, "method_not_allowed")
+
+
+def test_feed_rejects_a_negative_cursor(server: ServerProcess) -> None:
+    assert_error(server.client.get("/revocations", params={"since": -1}), 422, "validation_failed")
+    assert_error(server.client.get("/revocations", params={"wait": 99}), 422, "validation_failed")
+
+
+def test_registration_is_closed_without_the_admin_token(server: ServerProcess) -> None:
+    answer = server.client.post("/users", json={"email": "bob@example.com", "password": "p" * 12})
+    assert_error(answer, 403, "registration_closed")
+
+
+def test_registration_with_the_admin_token(tmp_path: Path) -> None:
+    admin = "a" * 40
+    server = start_server(tmp_path, env={"JOTKIT_ADMIN_TOKEN": admin})
+    try:
+        new = {"email": "bob@example.com", "password": "bob's long password"}
+        created = server.client.post("/users", json=new, headers=bearer(admin))
+        assert created.status_code == 201 and created.json()["email"] == "bob@example.com"
+        assert_error(server.client.post("/users", json=new, headers=bearer(admin)), 409, "conflict")
+        short = {"email": "carol@example.com", "password": "short"}
+        assert_error(
+            server.client.post("/users", json=short, headers=bearer(admin)),
+            422,
+            "validation_failed",
+        )
+        assert server.login("bob@example.com", "bob's long password")["access_token"]
+    finally:
+        server.stop()
+
+
+def test_open_registration(tmp_path: Path) -> None:
+    server = start_server(tmp_path, env={"JOTKIT_REGISTRATION": "open"})
+    try:
+        new = {"email": "Dave@Example.com", "password": "dave's long password"}
+        assert server.client.post("/users", json=new).status_code == 201
+        assert server.login("dave@example.com", "dave's long password")
+    finally:
+        server.stop()
+
+
+def test_a_bad_setting_stops_the_server_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="JOTKIT_HS256_SECRET"):
+        start_server(tmp_path, users={}, env={"JOTKIT_ALGORITHM": "HS256"})
