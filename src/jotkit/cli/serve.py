@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -61,18 +63,20 @@ def serve(
     """Run the auth server (SQLite and a generated key by default: nothing else to set up)."""
     import uvicorn
 
-    from jotkit.server import create_app
+    from jotkit.server import build_service, create_app
     from jotkit.server.logs import configure_logging
 
     settings = server_settings(
         config, host=host, port=port, database_url=database_url, issuer=issuer
     )
     configure_logging(settings.log_level)
+    with _operator_errors():
+        service = build_service(settings)
     click.echo(
         f"jotkit serving {settings.issuer} (store: {_redacted(settings.database_url)})", err=True
     )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, service=service),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -80,6 +84,18 @@ def serve(
         server_header=False,
         proxy_headers=False,
     )
+
+
+@contextlib.contextmanager
+def _operator_errors() -> Iterator[None]:
+    """Configuration and store failures end the command with one line and exit 1."""
+    from jotkit.server.settings import ConfigError
+    from jotkit.store import StoreError
+
+    try:
+        yield
+    except (ConfigError, StoreError) as exc:
+        raise click.ClickException(f"{exc.code}: {exc}") from None
 
 
 def _redacted(url: str) -> str:
@@ -105,10 +121,11 @@ def rotate(config: str | None, database_url: str | None, publish_ahead: float | 
     settings = server_settings(config, database_url=database_url)
     store = Store(settings.database_url)
     try:
-        store.migrate()
-        keyring = Keyring(settings, store)
-        keyring.load(now=time.time())
-        record = keyring.rotate(now=time.time(), publish_ahead=publish_ahead)
+        with _operator_errors():
+            store.migrate()
+            keyring = Keyring(settings, store)
+            keyring.load(now=time.time())
+            record = keyring.rotate(now=time.time(), publish_ahead=publish_ahead)
     finally:
         store.close()
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.activates_at))

@@ -1,10 +1,693 @@
-"""``jotkit token``: decode, verify and sign tokens from the terminal."""
+"""``jotkit token``: decode, verify and sign tokens from the terminal.
+
+``decode`` shows what a token says (UNVERIFIED, with warnings), ``verify`` gives the verdict
+of ``jwt.verify`` under a policy from the options, ``sign`` mints test tokens. Exit codes:
+0 success, 1 the operation failed (a token that does not verify or does not decode, a signing
+refusal, an unreachable JWKS), 2 bad usage or unreadable input.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import sys
+import time
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit
+
 import click
+import orjson
+
+from jotkit.cli.keys import (
+    CliError,
+    CliInputError,
+    dump_json,
+    load_key_file,
+    read_input,
+    reporting,
+)
+from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet, jwt
+from jotkit.jose.b64 import b64encode
+from jotkit.jose.claims import PERSONAL_CLAIM_NAMES, SECRET_CLAIM_NAMES, sensitive_claims
+from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
+
+__all__ = ["token"]
+
+# decode is for looking: it shows tokens up to 8x the verifier's cap, and warns past the cap.
+DECODE_MAX_TOKEN_BYTES = 8 * DEFAULT_MAX_TOKEN_BYTES
+JWKS_MAX_BYTES = 1 << 20
+LONG_LIFETIME_SECONDS = 3600
+TIME_CLAIMS = ("exp", "nbf", "iat", "auth_time")
+_CLAIM_ORDER = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
+# Header members that point at or carry a key: a verifier must never pick its key from the
+# token it is verifying (RFC 8725 §3.10; CVE-2018-0114 is the "jwk" one).
+KEY_HEADERS = ("jku", "x5u", "jwk", "x5c")
+NOT_VERIFIED = (
+    "signed, not encrypted: anyone holding this token can read it; this decode verified nothing"
+)
+UNSIGNED = "unsigned (alg: none): anyone can forge it and read it; this decode verified nothing"
+READABLE = "signed, not encrypted: anyone holding this token can read it"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)?")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+# Unicode categories never printed raw: controls (C0, DEL and C1, whose CSI can drive a
+# terminal), format characters (bidi overrides that reorder text), separators, unassigned.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_STYLES: dict[str, dict[str, Any]] = {
+    "key": {"fg": "blue", "bold": True},
+    "string": {"fg": "green"},
+    "number": {"fg": "yellow"},
+    "literal": {"fg": "magenta"},
+    "note": {"dim": True},
+    "heading": {"bold": True},
+    "warning": {"fg": "yellow", "bold": True},
+    "invalid": {"fg": "red", "bold": True},
+    "valid": {"fg": "green", "bold": True},
+}
+
+Paint = Callable[[str, str], str]
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Seconds from ``90``, ``30s``, ``15m``, ``2h`` or ``1d``; anything else is exit 2."""
+    if value is None:
+        return None
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise click.BadParameter(f"{value!r} is not a duration like 30s, 15m, 2h or 1d", ctx, param)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def _colour_enabled(choice: bool | None) -> bool:
+    """--color / --no-color win; otherwise colour only on a terminal and without NO_COLOR
+    (https://no-color.org: set and not empty means no colour)."""
+    if choice is not None:
+        return choice
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+def _painter(enabled: bool) -> Paint:
+    if not enabled:
+        return lambda text, role: text
+    return lambda text, role: click.style(text, **_STYLES[role])
+
+
+def _quote(text: str) -> str:
+    """A JSON string literal that is safe to print: no raw control or bidi characters."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    if quoted.isascii() and quoted.isprintable():
+        return quoted
+    return "".join(
+        json.dumps(char)[1:-1] if unicodedata.category(char) in _UNPRINTABLE else char
+        for char in quoted
+    )
+
+
+def _render(
+    value: Any, paint: Paint, depth: int = 0, notes: Mapping[str, str] | None = None
+) -> str:
+    """Indented JSON, coloured by ``paint``; ``notes`` adds a ``//`` comment after members."""
+    pad = "  " * (depth + 1)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        lines = []
+        for index, (name, item) in enumerate(value.items()):
+            comma = "," if index < len(value) - 1 else ""
+            line = f"{pad}{paint(_quote(str(name)), 'key')}: {_render(item, paint, depth + 1)}"
+            line += comma
+            if notes and name in notes:
+                line += "  " + paint("// " + notes[name], "note")
+            lines.append(line)
+        return "{\n" + "\n".join(lines) + "\n" + "  " * depth + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        items = [pad + _render(item, paint, depth + 1) for item in value]
+        return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
+    if isinstance(value, str):
+        return paint(_quote(value), "string")
+    if value is None or isinstance(value, bool):
+        return paint(json.dumps(value), "literal")
+    return paint(json.dumps(value), "number")
+
+
+def _span(seconds: float) -> str:
+    """A rounded span, in the words jwt.verify's messages use ("3 min", "2 h")."""
+    seconds = abs(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _is_date(value: object) -> TypeGuard[float]:
+    # type(), not isinstance(): true is not a date (as in jotkit.jose.claims); orjson has
+    # already refused NaN and Infinity.
+    return type(value) is int or type(value) is float
+
+
+def _iso(value: float) -> str:
+    try:
+        iso = datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return "beyond year 9999" if value > 0 else "before year 1"
+    return iso.replace("+00:00", "Z")
+
+
+def _relative(name: str, delta: float) -> str:
+    span = _span(delta)
+    future = delta > 0
+    if name == "exp":
+        return f"expires in {span}" if future else f"expired {span} ago"
+    if name == "nbf":
+        return f"not valid for another {span}" if future else f"valid since {span} ago"
+    verb = "issued" if name == "iat" else "authenticated"
+    return f"{verb} {span} in the future" if future else f"{verb} {span} ago"
+
+
+def _times(claims: Mapping[str, Any], now: float) -> dict[str, dict[str, Any]]:
+    """The time claims as ISO dates and spans from ``now`` ("expires in 12 min")."""
+    times: dict[str, dict[str, Any]] = {}
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        if not _is_date(value):
+            continue
+        times[name] = {
+            "value": value,
+            "iso": _iso(value),
+            "relative": _relative(name, value - now),
+            "seconds_from_now": round(value - now),
+        }
+    return times
+
+
+def _warning(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(_quote(name) for name in sorted(names))
+
+
+def _warnings(
+    header: Mapping[str, Any], claims: Mapping[str, Any], now: float, size: int
+) -> list[dict[str, str]]:
+    """What is risky about a token, whatever its signature: each warning has a stable code."""
+    found = []
+    alg = header.get("alg")
+    if isinstance(alg, str) and alg.lower() == "none":
+        found.append(
+            _warning(
+                "WARN_ALG_NONE",
+                'alg is "none": the token is unsigned, anyone can forge it; '
+                "no jotkit verifier accepts it",
+            )
+        )
+    present = [name for name in KEY_HEADERS if name in header]
+    if present:
+        found.append(
+            _warning(
+                "WARN_KEY_HEADER",
+                f"the header carries {_names(present)}: a key named or embedded by the token "
+                "itself proves nothing; verifiers must use their own keys (jotkit ignores it)",
+            )
+        )
+    if "exp" not in claims:
+        found.append(_warning("WARN_NO_EXP", 'no "exp" claim: this token never expires'))
+    for name in TIME_CLAIMS:
+        if name in claims and not _is_date(claims[name]):
+            found.append(
+                _warning("WARN_BAD_DATE", f'"{name}" is not a NumericDate (seconds, a number)')
+            )
+    exp = claims.get("exp")
+    if _is_date(exp):
+        start_name = next((n for n in ("iat", "nbf") if _is_date(claims.get(n))), None)
+        start = claims[start_name] if start_name else now
+        if exp - start > LONG_LIFETIME_SECONDS:
+            frame = f"from {start_name} to exp" if start_name else "left before exp"
+            found.append(
+                _warning(
+                    "WARN_LONG_LIFETIME",
+                    f"lifetime {_span(exp - start)} ({frame}) is over 1 h: a stolen token "
+                    "stays usable that long",
+                )
+            )
+    secret = sensitive_claims(claims, SECRET_CLAIM_NAMES)
+    if secret:
+        found.append(
+            _warning(
+                "WARN_SECRET_CLAIM",
+                f"claims that look like secrets: {_names(secret)}; anyone holding the token "
+                "can read them",
+            )
+        )
+    personal = sensitive_claims(claims, PERSONAL_CLAIM_NAMES)
+    if personal:
+        found.append(
+            _warning(
+                "WARN_PERSONAL_CLAIM",
+                f"claims that look like personal data: {_names(personal)}; anyone holding "
+                "the token can read them",
+            )
+        )
+    if size > DEFAULT_MAX_TOKEN_BYTES:
+        found.append(
+            _warning(
+                "WARN_TOKEN_TOO_LARGE",
+                f"token is {size} bytes: jotkit verifiers refuse tokens over "
+                f"{DEFAULT_MAX_TOKEN_BYTES} bytes",
+            )
+        )
+    return found
+
+
+def _echo(text: str) -> None:
+    # color=True: the ANSI codes in ``text`` are there because _colour_enabled said so, and
+    # click would otherwise strip them from a pipe even under --color.
+    click.echo(text, color=True)
+
+
+def _show(
+    header: Mapping[str, Any],
+    claims: Mapping[str, Any],
+    times: Mapping[str, Mapping[str, Any]],
+    warnings: list[dict[str, str]],
+    paint: Paint,
+) -> None:
+    notes = {name: f"{time['iso']}, {time['relative']}" for name, time in times.items()}
+    _echo(paint("HEADER", "heading"))
+    _echo(_render(header, paint))
+    _echo(paint("CLAIMS", "heading"))
+    _echo(_render(claims, paint, notes=notes))
+    for warning in warnings:
+        _echo(f"{paint('warning:', 'warning')} {warning['code']}: {warning['message']}")
+
+
+# -- input --------------------------------------------------------------------------------
+
+
+def _read_token(argument: str | None, *, max_bytes: int) -> str:
+    """The token from the argument or stdin (``-``), without whitespace or a Bearer prefix."""
+    if argument is None or argument == "-":
+        if argument is None and sys.stdin.isatty():
+            raise click.UsageError("give a TOKEN, or - and pipe the token on stdin")
+        raw = read_input("-", what="token", max_bytes=max_bytes + 64)
+    else:
+        raw = argument.encode("utf-8", "replace")
+    raw = raw.strip()
+    if raw[:7].lower() == b"bearer ":
+        raw = raw[7:].strip()
+    if not raw:
+        raise CliInputError("ERR_NO_TOKEN", "no token given")
+    # Not ASCII is not a token, but jwt.peek / jwt.verify say so (exit 1, ERR_JWS_MALFORMED).
+    return raw.decode("utf-8", "replace")
+
+
+def _secret_key(secret_file: str | None, secret_env: str | None, alg: str | None) -> Key:
+    if secret_file is not None:
+        secret = read_input(secret_file, what="secret file")
+        # A file written by `echo` ends in a newline that is not part of the secret.
+        secret = secret.removesuffix(b"\n").removesuffix(b"\r")
+    else:
+        value = os.environ.get(secret_env or "")
+        if not value:
+            raise CliInputError(
+                "ERR_SECRET_ENV_UNSET", f"environment variable {secret_env} is not set or empty"
+            )
+        secret = value.encode()
+    try:
+        if alg is not None:
+            return Key.from_secret(secret, alg=alg)
+        # Unbound: every HS* the secret is long enough for (the --alg list narrows it).
+        return Key.from_jwk({"kty": "oct", "k": b64encode(secret)})
+    except JoseError as exc:
+        raise CliInputError(exc.code, f"HMAC secret: {exc}") from None
+
+
+def _one_source(**sources: Any) -> None:
+    given = [name for name, value in sources.items() if value is not None]
+    if len(given) != 1:
+        flags = ", ".join("--" + name.replace("_", "-") for name in sources)
+        raise click.UsageError(f"give exactly one of {flags}")
+
+
+def _fetch_jwks(url: str, timeout: float) -> KeySet:
+    """GET a JWK Set with httpx; every failure is ERR_JWKS_FETCH or ERR_JWKS_INVALID (exit 1)."""
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx comes with the guard and server extras
+        raise CliInputError(
+            "ERR_JWKS_FETCH", "--jwks needs httpx: pip install 'jotkit[guard]'"
+        ) from None
+    body = bytearray()
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client,
+            client.stream("GET", url, headers={"Accept": "application/json"}) as response,
+        ):
+            if response.status_code != 200:
+                raise CliError("ERR_JWKS_FETCH", f"GET {url} answered HTTP {response.status_code}")
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > JWKS_MAX_BYTES:
+                    raise CliError("ERR_JWKS_FETCH", f"{url} sent over {JWKS_MAX_BYTES} bytes")
+    except httpx.HTTPError as exc:
+        raise CliError(
+            "ERR_JWKS_FETCH", f"cannot fetch {url}: {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        key_set = KeySet.from_jwks(bytes(body))
+    except JoseError as exc:
+        raise CliError("ERR_JWKS_INVALID", f"{url} is not a JWK Set: {exc}") from None
+    if not len(key_set):
+        raise CliError("ERR_JWKS_INVALID", f"the JWK Set at {url} holds no usable key")
+    return key_set
+
+
+def _jwks_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise click.BadParameter("must be an http:// or https:// URL", ctx, param)
+    return value
+
+
+def _one_or_many(values: tuple[str, ...]) -> str | list[str] | None:
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
+
+
+# -- commands -----------------------------------------------------------------------------
+
+_colour_option = click.option(
+    "--color/--no-color",
+    "color",
+    default=None,
+    help="Colour the output (default: only on a terminal, and not when NO_COLOR is set).",
+)
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="One JSON document on stdout, warnings included."
+)
 
 
 @click.group()
 def token() -> None:
-    """Inspect, verify and sign JWTs (decode shows what is inside: signed, not encrypted)."""
+    """Inspect, verify and sign JWTs (decode shows what is inside: signed, not encrypted).
+
+    TOKEN may be given as - (or left out) to read it from stdin, which keeps it out of the
+    shell history and the process list.
+
+    \b
+    Exit codes:
+      0  success (decoded, valid, signed)
+      1  the operation failed: the token does not decode or does not verify, signing was
+         refused, the JWKS could not be fetched
+      2  bad usage or unreadable input (unknown option, missing file, no key in a key file)
+    """
+
+
+@token.command()
+@click.argument("token_text", metavar="[TOKEN|-]", required=False)
+@_json_option
+@_colour_option
+def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
+    """Show a token's header and claims WITHOUT verifying anything, with warnings.
+
+    Times (exp, nbf, iat, auth_time) are shown as dates with how far they are from now.
+    A token that does not decode is exit 1 with its JoseError code.
+    """
+    with reporting(as_json, verified=False):
+        text = _read_token(token_text, max_bytes=DECODE_MAX_TOKEN_BYTES)
+        try:
+            header, claims = jwt.peek(text, max_token_bytes=DECODE_MAX_TOKEN_BYTES)
+        except JoseError as exc:
+            hint = " (5 segments is an encrypted JWE, not a JWS)" if text.count(".") == 4 else ""
+            raise CliError(exc.code, f"not a decodable JWT: {exc}{hint}") from None
+        now = time.time()
+        times = _times(claims, now)
+        warnings = _warnings(header, claims, now, len(text))
+        notice = UNSIGNED if any(w["code"] == "WARN_ALG_NONE" for w in warnings) else NOT_VERIFIED
+        if as_json:
+            document = {
+                "verified": False,
+                "notice": notice,
+                "header": header,
+                "claims": claims,
+                "times": times,
+                "warnings": warnings,
+            }
+            click.echo(dump_json(document))
+            return
+        paint = _painter(_colour_enabled(color))
+        _show(header, claims, times, warnings, paint)
+        _echo(paint(notice, "heading"))
+
+
+@token.command()
+@click.argument("token_text", metavar="[TOKEN|-]", required=False)
+@click.option("--jwks", "jwks_url", callback=_jwks_url, help="Fetch the keys from this JWKS URL.")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False), help="PEM, JWK or JWKS file.")
+@click.option("--secret-file", type=click.Path(dir_okay=False), help="HMAC secret in a file.")
+@click.option("--secret-env", metavar="NAME", help="HMAC secret in this environment variable.")
+@click.option("--iss", multiple=True, help="Accepted issuer (repeatable).")
+@click.option("--aud", multiple=True, help="Our audience (repeatable: any of them).")
+@click.option("--sub", default=None, help="Required subject.")
+@click.option(
+    "--alg", "algs", multiple=True, type=click.Choice(sorted(ALGORITHMS)), help="Allowed alg."
+)
+@click.option("--typ", default=None, help='Required "typ" header, e.g. at+jwt.')
+@click.option(
+    "--leeway",
+    metavar="DURATION",
+    callback=_duration,
+    default="0",
+    help="Clock skew allowed (e.g. 30s).",
+)
+@click.option(
+    "--max-age",
+    metavar="DURATION",
+    callback=_duration,
+    default=None,
+    help="Refuse tokens older (by iat).",
+)
+@click.option(
+    "--timeout",
+    metavar="DURATION",
+    callback=_duration,
+    default="10s",
+    help="JWKS fetch timeout [10s].",
+)
+@_json_option
+@_colour_option
+def verify(
+    token_text: str | None,
+    jwks_url: str | None,
+    key_file: str | None,
+    secret_file: str | None,
+    secret_env: str | None,
+    iss: tuple[str, ...],
+    aud: tuple[str, ...],
+    sub: str | None,
+    algs: tuple[str, ...],
+    typ: str | None,
+    leeway: float,
+    max_age: float | None,
+    timeout: float,
+    as_json: bool,
+    color: bool | None,
+) -> None:
+    """Verify a token's signature and claims; print "valid" and its claims, or the rule it
+    breaks and its code ("INVALID: ERR_JWT_EXPIRED: token expired 3 min ago"). Exit 0/1.
+
+    "exp" is required and "aud" in a token is always checked: give --aud for tokens that
+    carry one. Keys: --key FILE (PEM public or private, JWK, JWKS), --jwks URL, or an HMAC
+    secret (--secret-file FILE, --secret-env NAME).
+    """
+    with reporting(as_json, valid=False, verdict="error"):
+        _one_source(key=key_file, jwks=jwks_url, secret_file=secret_file, secret_env=secret_env)
+        text = _read_token(token_text, max_bytes=DECODE_MAX_TOKEN_BYTES)
+        keys: Key | KeySet
+        warnings: list[dict[str, str]] = []
+        if key_file is not None:
+            loaded = load_key_file(key_file)
+            warnings += loaded.warnings
+            keys = KeySet(loaded.keys) if loaded.form == "jwks" else loaded.keys[0]
+        elif jwks_url is not None:
+            keys = _fetch_jwks(jwks_url, timeout)
+        else:
+            keys = _secret_key(secret_file, secret_env, algs[0] if len(algs) == 1 else None)
+        policy = {
+            "algorithms": list(algs) or None,
+            "issuer": _one_or_many(iss),
+            "audience": _one_or_many(aud),
+            "subject": sub,
+            "typ": typ,
+            "leeway": leeway,
+            "max_age": max_age,
+        }
+        now = time.time()
+        try:
+            claims = jwt.verify(
+                text,
+                keys,
+                algorithms=algs or None,
+                issuer=_one_or_many(iss),
+                audience=_one_or_many(aud),
+                subject=sub,
+                typ=typ,
+                leeway=leeway,
+                max_age=max_age,
+                now=now,
+            )
+            failure = None
+        except JoseError as exc:
+            claims, failure = {}, exc
+        try:
+            header, peeked = jwt.peek(text, max_token_bytes=DECODE_MAX_TOKEN_BYTES)
+            warnings += _warnings(header, peeked, now, len(text))
+        except JoseError:
+            header = {}
+        paint = _painter(_colour_enabled(color))
+        if failure is not None:
+            error = {"code": failure.code, "message": str(failure)}
+            if hasattr(failure, "claim"):
+                error["claim"] = failure.claim
+            if as_json:
+                document = {"valid": False, "verdict": "invalid", "error": error}
+                click.echo(dump_json({**document, "policy": policy, "warnings": warnings}))
+            else:
+                _echo(f"{paint('INVALID:', 'invalid')} {failure.code}: {failure}")
+                for warning in warnings:
+                    message = f"{warning['code']}: {warning['message']}"
+                    _echo(f"{paint('warning:', 'warning')} {message}")
+            click.get_current_context().exit(1)
+        times = _times(claims, now)
+        if as_json:
+            document = {"valid": True, "verdict": "valid", "error": None, "header": header}
+            document |= {"claims": claims, "times": times, "policy": policy}
+            click.echo(dump_json({**document, "warnings": warnings}))
+            return
+        checked = f"{header.get('alg')} signature" + (
+            f" (kid {_quote(header['kid'])})" if isinstance(header.get("kid"), str) else ""
+        )
+        _echo(f"{paint('valid', 'valid')}: {checked} and claims checked; {READABLE}")
+        _show(header, claims, times, warnings, paint)
+
+
+def _parse_claim(text: str) -> tuple[str, Any]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise click.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="'--claim'")
+    try:
+        # JSON when it parses (5, true, ["a"], "quoted"), else the text itself.
+        return name, orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return name, value
+
+
+@token.command()
+@click.option("--key", "key_file", type=click.Path(dir_okay=False), help="Private PEM/JWK/JWKS.")
+@click.option("--secret-file", type=click.Path(dir_okay=False), help="HMAC secret in a file.")
+@click.option("--secret-env", metavar="NAME", help="HMAC secret in this environment variable.")
+@click.option("--claim", "claim_args", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
+@click.option(
+    "--exp",
+    "lifetime",
+    metavar="DURATION",
+    callback=_duration,
+    default=None,
+    help="Lifetime: 30s, 15m, 2h, 1d.",
+)
+@click.option("--allow-no-exp", is_flag=True, help="Sign without exp (a token that never dies).")
+@click.option("--iss", default=None, help="Issuer claim.")
+@click.option("--aud", multiple=True, help="Audience claim (repeat for a list).")
+@click.option("--sub", default=None, help="Subject claim.")
+@click.option("--alg", type=click.Choice(sorted(ALGORITHMS)), default=None, help="Algorithm.")
+@click.option("--kid", default=None, help="kid header; picks the key in a JWKS file.")
+@click.option("--typ", default=None, help='"typ" header (default JWT), e.g. at+jwt.')
+def sign(
+    key_file: str | None,
+    secret_file: str | None,
+    secret_env: str | None,
+    claim_args: tuple[str, ...],
+    lifetime: float | None,
+    allow_no_exp: bool,
+    iss: str | None,
+    aud: tuple[str, ...],
+    sub: str | None,
+    alg: str | None,
+    kid: str | None,
+    typ: str | None,
+) -> None:
+    """Sign a JWT for testing and print it. "iat" is now; "exp" comes from --exp.
+
+    --claim values are JSON when they parse (5, true, ["a","b"]) and strings otherwise.
+    jwt.sign's refusals (no exp, secret-named claims such as password) are exit 1.
+
+    \b
+    jotkit token sign --key signing.pem --sub alice --aud api --exp 15m --claim admin=true
+    """
+    _one_source(key=key_file, secret_file=secret_file, secret_env=secret_env)
+    now = int(time.time())
+    options: dict[str, Any] = {"iss": iss, "sub": sub, "aud": _one_or_many(aud)}
+    options["exp"] = None if lifetime is None else now + round(lifetime)
+    given: dict[str, Any] = {}
+    options = {name: value for name, value in options.items() if value is not None}
+    for name, value in [*options.items(), *map(_parse_claim, claim_args)]:
+        if name in given:
+            raise click.UsageError(f'claim "{name}" is given twice')
+        given[name] = value
+    # The registered claims first, in the order RFC 7519 lists them, then the rest.
+    claims = {"iat": now} | given
+    claims = {name: claims[name] for name in _CLAIM_ORDER if name in claims} | claims
+    if key_file is not None:
+        key = _signing_key(key_file, kid)
+    else:
+        key = _secret_key(secret_file, secret_env, alg or "HS256")
+        key.kid = kid
+    header = {"typ": typ} if typ is not None else None
+    try:
+        signed = jwt.sign(claims, key, alg=alg, header=header, allow_no_exp=allow_no_exp)
+    except JoseError as exc:
+        message = str(exc)
+        if exc.code == "ERR_JWT_MISSING_EXP":
+            message = (
+                'refusing to sign a JWT without "exp": it would never expire '
+                "(give --exp 15m, or --allow-no-exp if you mean it)"
+            )
+        raise CliError(exc.code, message) from None
+    click.echo(signed)
+
+
+def _signing_key(path: str, kid: str | None) -> Key:
+    loaded = load_key_file(path, thumbprint_kids=True)
+    candidates = [key for key in loaded.keys if key.is_private]
+    if loaded.form == "jwks" and kid is not None:
+        candidates = [key for key in candidates if key.kid == kid]
+    if not candidates:
+        which = f" with kid {kid!r}" if loaded.form == "jwks" and kid is not None else ""
+        raise CliInputError(
+            "ERR_KEY_NOT_PRIVATE",
+            f"{path} holds no private key{which}; signing needs the private key",
+        )
+    if len(candidates) > 1:
+        raise CliInputError(
+            "ERR_KEY_AMBIGUOUS", f"{path} holds {len(candidates)} private keys; pick one with --kid"
+        )
+    key = candidates[0]
+    if kid is not None:
+        key.kid = kid
+    return key
