@@ -24,6 +24,30 @@ def require_service(name: str, host: str, port: int) -> None:
         pytest.skip(reason)
 
 
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL into a fresh schema of the real PostgreSQL ``test`` database, dropped afterwards.
+
+    Skips where PostgreSQL is not reachable (fails under CI=true).
+    """
+    from sqlalchemy import create_engine, text
+
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"jotkit_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 ADMIN_TOKEN = "test-admin-token-" + "a" * 32
 
 

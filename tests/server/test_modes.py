@@ -158,3 +158,34 @@ def test_the_embedded_database_file_is_private(tmp_path: Path) -> None:
     server.stop()
     mode = stat.S_IMODE(os.stat(tmp_path / "jotkit.db").st_mode)
     assert mode == 0o600
+
+
+def test_two_servers_on_one_postgresql_share_sessions_and_revocations(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Scale-out: any instance refreshes any session; a logout on one reaches the other."""
+    env = {"JOTKIT_ISSUER": "https://auth.test", "JOTKIT_DATABASE_URL": postgres_url}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_server(tmp_path / "a", database_url=postgres_url, env=env)
+    second = start_server(tmp_path / "b", users={}, database_url=postgres_url, env=env)
+    try:
+        pair = first.login()
+        assert second.client.get("/me", headers=bearer(pair["access_token"])).status_code == 200
+        rotated = second.client.post(
+            "/token/refresh", json={"refresh_token": pair["refresh_token"]}
+        )
+        assert rotated.status_code == 200
+        # The replay lands on the other instance: still detected, family revoked.
+        replay = first.client.post("/token/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert replay.status_code == 401
+        new_access = rotated.json()["access_token"]
+        _wait_for(
+            lambda: second.client.get("/me", headers=bearer(new_access)).status_code == 401,
+            "the revocation written by one instance never reached the other",
+        )
+        feed = second.client.get("/revocations").json()
+        assert any(entry["kind"] == "sid" for entry in feed["entries"])
+    finally:
+        first.stop()
+        second.stop()

@@ -1,0 +1,77 @@
+"""Configuration: defaults, TOML file, environment, options, and refusals of unsafe values."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jotkit.server.settings import ConfigError, load_settings
+from servers import JOTKIT
+
+
+def test_defaults_need_nothing_but_give_a_working_issuer() -> None:
+    settings = load_settings(environ={})
+    assert settings.issuer == "http://127.0.0.1:8000"
+    assert settings.algorithm == "ES256" and settings.access_ttl_seconds == 900
+    assert settings.database_url.startswith("sqlite:///") and settings.audiences == ("jotkit",)
+
+
+def test_environment_overrides_the_file_and_options_override_both(tmp_path: Path) -> None:
+    config = tmp_path / "jotkit.toml"
+    config.write_text('access_ttl_seconds = 300\nport = 9000\naudiences = ["a", "b"]\n')
+    settings = load_settings(config_file=config, environ={"JOTKIT_PORT": "9100"})
+    assert settings.access_ttl_seconds == 300 and settings.audiences == ("a", "b")
+    assert settings.port == 9100 and settings.issuer == "http://127.0.0.1:9100"
+    settings = load_settings(
+        config_file=config, environ={"JOTKIT_PORT": "9100"}, overrides={"port": 9200}
+    )
+    assert settings.port == 9200
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"JOTKIT_ALGORITHM": "none"}, "JOTKIT_ALGORITHM"),
+        ({"JOTKIT_ALGORITHM": "HS256", "JOTKIT_HS256_SECRET": "short"}, "32 bytes"),
+        ({"JOTKIT_MASTER_KEY": "short"}, "JOTKIT_MASTER_KEY"),
+        ({"JOTKIT_PORT": "eighty"}, "JOTKIT_PORT"),
+        ({"JOTKIT_COOKIE_MODE": "maybe"}, "JOTKIT_COOKIE_MODE"),
+        ({"JOTKIT_ACCESS_TTL_SECONDS": "0"}, "JOTKIT_ACCESS_TTL_SECONDS"),
+        ({"JOTKIT_DATABASE_URL": "mysql://x"}, "JOTKIT_DATABASE_URL"),
+        ({"JOTKIT_REGISTRATION": "sometimes"}, "JOTKIT_REGISTRATION"),
+    ],
+)
+def test_unsafe_or_malformed_settings_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ)
+
+
+def test_unknown_or_invalid_toml_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("acces_ttl_seconds = 5\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(config_file=config, environ={})
+    config.write_text("= broken")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config_file=config, environ={})
+
+
+def test_serve_help_documents_every_setting_and_its_variable() -> None:
+    shown = subprocess.run([JOTKIT, "serve", "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0
+    for name in ("JOTKIT_DATABASE_URL", "JOTKIT_ISSUER", "JOTKIT_COOKIE_MODE", "JOTKIT_REDIS_URL"):
+        assert name in shown.stdout
+    assert "--database" in shown.stdout and "--issuer" in shown.stdout
+
+
+def test_serve_with_a_bad_setting_exits_2_with_one_line() -> None:
+    refused = subprocess.run(
+        [JOTKIT, "serve", "--port", "1", "--database", "mysql://x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "ERR_CONFIG" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -1,0 +1,159 @@
+"""The store on both engines: SQLite files and the real PostgreSQL server.
+
+PostgreSQL tests run in a schema of their own (conftest's ``postgres_url``); they skip where
+PostgreSQL is not reachable, and fail instead under CI=true.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jotkit.revocation import Revocation
+from jotkit.store import Conflict, Store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    opened = Store(url)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+def _family(store: Store, token_hash: str = "h0") -> tuple[str, str]:
+    user = store.add_user(f"{uuid.uuid4().hex}@example.com", "argon2-hash", now=time.time())
+    family = store.create_family(
+        user, token_hash=token_hash, now=time.time(), idle_ttl=60, absolute_ttl=600
+    )
+    return user.id, family.id
+
+
+def test_emails_are_unique_case_insensitively(store: Store) -> None:
+    store.add_user("Ann@Example.com", "hash", now=time.time())
+    with pytest.raises(Conflict):
+        store.add_user("ann@example.com", "hash", now=time.time())
+    assert store.user_by_email("ANN@example.com") is not None
+
+
+def test_rotation_spends_the_token_and_replay_revokes_the_family(store: Store) -> None:
+    _, sid = _family(store)
+    now = time.time()
+    first = store.rotate("h0", "h1", now=now, idle_ttl=60, grace=0, forget_after=now + 60)
+    assert first.outcome == "ok"
+    replay = store.rotate("h0", "h2", now=now + 1, idle_ttl=60, grace=0, forget_after=now + 60)
+    assert replay.outcome == "reused"
+    assert replay.revocation is not None and replay.revocation.value == sid
+    assert replay.revocation.cursor > 0
+    after = store.rotate("h1", "h3", now=now + 2, idle_ttl=60, grace=0, forget_after=now + 60)
+    assert after.outcome == "revoked"
+
+
+def test_a_replay_within_the_grace_window_is_refused_but_not_theft(store: Store) -> None:
+    _family(store)
+    now = time.time()
+    store.rotate("h0", "h1", now=now, idle_ttl=60, grace=5, forget_after=now + 60)
+    late = store.rotate("h0", "h2", now=now + 1, idle_ttl=60, grace=5, forget_after=now + 60)
+    assert late.outcome == "grace" and late.revocation is None
+    assert (
+        store.rotate("h1", "h3", now=now + 2, idle_ttl=60, grace=5, forget_after=now).outcome
+        == "ok"
+    )
+
+
+def test_an_expired_refresh_token_is_refused(store: Store) -> None:
+    _family(store)
+    later = time.time() + 61
+    assert store.rotate(
+        "h0", "h1", now=later, idle_ttl=60, grace=0, forget_after=later
+    ).outcome == ("expired")
+
+
+def test_concurrent_rotations_of_one_token_let_exactly_one_through(store: Store) -> None:
+    _family(store)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def rotate(index: int) -> None:
+        barrier.wait()
+        now = time.time()
+        result = store.rotate(
+            "h0", f"next-{index}", now=now, idle_ttl=60, grace=0, forget_after=now + 60
+        )
+        outcomes.append(result.outcome)
+
+    threads = [threading.Thread(target=rotate, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") == 1, outcomes
+    assert set(outcomes) <= {"ok", "reused", "revoked"}
+
+
+def test_sign_out_everywhere_revokes_each_session_and_sets_a_watermark(store: Store) -> None:
+    user_id, sid = _family(store)
+    user = store.user_by_id(user_id)
+    assert user is not None
+    other = store.create_family(
+        user, token_hash="other", now=time.time(), idle_ttl=60, absolute_ttl=60
+    )
+    now = time.time()
+    entries = store.revoke_user(user_id, reason="logout_all", now=now, forget_after=now + 60)
+    kinds = sorted((e.kind, e.value) for e in entries)
+    assert kinds == sorted([("sid", sid), ("sid", other.id), ("sub", user_id)])
+    watermark = next(e for e in entries if e.kind == "sub")
+    assert watermark.not_before == float(int(now))
+    assert store.sessions(user_id, now=now) == []
+
+
+def test_feed_cursors_increase_and_old_entries_are_pruned(store: Store) -> None:
+    now = time.time()
+    old = store.add_revocation(Revocation("jti", "old", now - 10), now=now)
+    live = store.add_revocation(Revocation("jti", "live", now + 60), now=now)
+    newest = store.add_revocation(Revocation("jti", "newest", now - 5), now=now)
+    assert old.cursor < live.cursor < newest.cursor
+    assert [e.value for e in store.revocations_since(0, now=now)] == ["live"]
+    assert [e.value for e in store.revocations_since(live.cursor, now=now)] == []
+    store.prune(now=now)
+    # The last row survives pruning so that cursors never go back.
+    assert store.last_cursor() == newest.cursor
+    nxt = store.add_revocation(Revocation("jti", "next", now + 60), now=now)
+    assert nxt.cursor > newest.cursor
+
+
+def test_login_failures_count_within_a_window(store: Store) -> None:
+    now = time.time()
+    for _ in range(3):
+        store.record_failure(["account:a"], now=now, window=60)
+    assert store.throttle_status(["account:a"], now=now, window=60) == {"account:a": 3}
+    assert store.throttle_status(["account:a"], now=now + 61, window=60) == {}
+    store.record_failure(["account:a"], now=now + 61, window=60)
+    assert store.throttle_status(["account:a"], now=now + 61, window=60) == {"account:a": 1}
+    store.clear_failures("account:a")
+    assert store.throttle_status(["account:a"], now=now + 61, window=60) == {}
+
+
+def test_migrations_are_idempotent(store: Store) -> None:
+    store.migrate()
+    store.migrate()
+    assert store.ping()
+
+
+def test_an_unreachable_database_raises_a_store_error() -> None:
+    from jotkit.store import StoreError
+
+    dead = Store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    assert dead.ping() is False
+    with pytest.raises(StoreError):
+        dead.user_by_email("a@example.com")
