@@ -6,6 +6,7 @@ detections, revocations) and a histogram of access-token verification latency.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable
 
@@ -47,9 +48,11 @@ class Metrics:
         with self._lock:
             self._count += 1
             self._sum += seconds
-            for index, bound in enumerate(_LATENCY_BUCKETS_SECONDS):
-                if seconds <= bound:
-                    self._buckets[index] += 1
+            # One bucket per observation; render() accumulates them (Prometheus buckets are
+            # cumulative), which keeps this hot-path call to a bisect.
+            index = bisect.bisect_left(_LATENCY_BUCKETS_SECONDS, seconds)
+            if index < len(self._buckets):
+                self._buckets[index] += 1
 
     def render(self, gauges: Iterable[tuple[str, str, float]] = ()) -> str:
         """The exposition text; ``gauges`` are (name, help, value) read at scrape time."""
@@ -63,8 +66,10 @@ class Metrics:
                 f"# HELP {name} Access token verification latency.",
                 f"# TYPE {name} histogram",
             ]
+            cumulative = 0
             for bound, count in zip(_LATENCY_BUCKETS_SECONDS, self._buckets, strict=True):
-                lines.append(f'{name}_bucket{{le="{bound:g}"}} {count}')
+                cumulative += count
+                lines.append(f'{name}_bucket{{le="{bound:g}"}} {cumulative}')
             lines.append(f'{name}_bucket{{le="+Inf"}} {self._count}')
             lines.append(f"{name}_sum {self._sum:.9f}")
             lines.append(f"{name}_count {self._count}")

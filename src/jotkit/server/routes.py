@@ -34,7 +34,9 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 router = APIRouter()
 
 
-def _service(request: Request) -> AuthService:
+# Dependencies are ``async def`` on purpose: FastAPI runs a sync dependency in its thread
+# pool, which costs more than the whole token check (benchmarks/bench_server.py).
+async def _service(request: Request) -> AuthService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
@@ -94,8 +96,9 @@ def _check_csrf(request: Request) -> None:
         raise ApiError("csrf_failed", "X-CSRF-Token header must match the jotkit_csrf cookie")
 
 
-def authenticated(request: Request, service: Service) -> dict[str, Any]:
+async def authenticated(request: Request) -> dict[str, Any]:
     """The verified claims of the request's access token (Bearer, or cookie in cookie mode)."""
+    service: AuthService = request.app.state.service  # one dependency less on the hot path
     token = _bearer(request)
     if token is None and service.settings.cookie_mode:
         token = request.cookies.get(ACCESS_COOKIE)
@@ -252,7 +255,7 @@ async def me(claims: Claims) -> JsonResponse:
     )
 
 
-def _admin(request: Request, service: Service) -> None:
+async def _admin(request: Request, service: Service) -> None:
     settings = service.settings
     if settings.registration == "open":
         return
@@ -296,7 +299,7 @@ async def revoke(request: Request, service: Service) -> Response:
     return Response(status_code=200, headers=_NO_STORE)
 
 
-def _introspector(request: Request, service: Service) -> None:
+async def _introspector(request: Request, service: Service) -> None:
     secret = service.settings.introspection_secret
     if not secret:
         raise ApiError(

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -128,6 +129,38 @@ class Rotation:
     family: Family | None = None
     user: User | None = None
     revocation: Revocation | None = None
+
+
+# The refresh path's statements, built once: constructing a SQLAlchemy statement per call
+# cost more than running it (benchmarks/bench_server.py, refresh/s).
+_FIND_REFRESH_TOKEN = (
+    select(refresh_tokens, families, users)
+    .join(families, refresh_tokens.c.family_id == families.c.id)
+    .join(users, families.c.user_id == users.c.id)
+    .where(refresh_tokens.c.token_hash == bindparam("token_hash"))
+)
+_SPEND_REFRESH_TOKEN = (
+    update(refresh_tokens)
+    .where(
+        and_(
+            refresh_tokens.c.token_hash == bindparam("spent_hash"),
+            refresh_tokens.c.spent_at.is_(None),
+        )
+    )
+    .values(spent_at=bindparam("spent_now"))
+)
+_INSERT_REFRESH_TOKEN = insert(refresh_tokens).values(
+    token_hash=bindparam("new_hash"),
+    family_id=bindparam("new_family_id"),
+    issued_at=bindparam("new_issued_at"),
+    expires_at=bindparam("new_expires_at"),
+    spent_at=None,
+)
+_TOUCH_FAMILY = (
+    update(families)
+    .where(families.c.id == bindparam("touched_id"))
+    .values(last_used_at=bindparam("touched_at"))
+)
 
 
 def _row(cls: Any, row: Any) -> Any:
@@ -295,18 +328,13 @@ class Store:
         concurrent rotations of one token exactly one gets ``ok``.
         """
         with self._write() as connection:
-            found = connection.execute(
-                select(refresh_tokens, families, users)
-                .join(families, refresh_tokens.c.family_id == families.c.id)
-                .join(users, families.c.user_id == users.c.id)
-                .where(refresh_tokens.c.token_hash == token_hash)
-            ).first()
+            found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
             if found is None:
                 return Rotation("unknown")
             family, user = _family_and_user(found)
             if family.revoked_at is not None:
                 return Rotation("revoked", family, user)
-            spent_at = found._mapping["spent_at"]
+            spent_at = found._mapping[refresh_tokens.c.spent_at]
             if spent_at is not None:
                 if now - spent_at <= grace:
                     return Rotation("grace", family, user)
@@ -315,35 +343,26 @@ class Store:
             if user.disabled:
                 entry = self._revoke_family(connection, family.id, "disabled", now, forget_after)
                 return Rotation("disabled", family, user, entry)
-            if found._mapping["expires_at"] <= now or family.expires_at <= now:
+            if found._mapping[refresh_tokens.c.expires_at] <= now or family.expires_at <= now:
                 return Rotation("expired", family, user)
             # The WHERE spent_at IS NULL makes the spend atomic: on PostgreSQL a concurrent
             # rotation waits on the row lock, then matches nothing.
             spent = connection.execute(
-                update(refresh_tokens)
-                .where(
-                    and_(
-                        refresh_tokens.c.token_hash == token_hash,
-                        refresh_tokens.c.spent_at.is_(None),
-                    )
-                )
-                .values(spent_at=now)
+                _SPEND_REFRESH_TOKEN, {"spent_hash": token_hash, "spent_now": now}
             )
             if spent.rowcount != 1:
                 entry = self._revoke_family(connection, family.id, "reuse", now, forget_after)
                 return Rotation("reused", family, user, entry)
             connection.execute(
-                insert(refresh_tokens).values(
-                    token_hash=new_token_hash,
-                    family_id=family.id,
-                    issued_at=now,
-                    expires_at=min(now + idle_ttl, family.expires_at),
-                    spent_at=None,
-                )
+                _INSERT_REFRESH_TOKEN,
+                {
+                    "new_hash": new_token_hash,
+                    "new_family_id": family.id,
+                    "new_issued_at": now,
+                    "new_expires_at": min(now + idle_ttl, family.expires_at),
+                },
             )
-            connection.execute(
-                update(families).where(families.c.id == family.id).values(last_used_at=now)
-            )
+            connection.execute(_TOUCH_FAMILY, {"touched_id": family.id, "touched_at": now})
         return Rotation("ok", family, user)
 
     def find_refresh_token(
@@ -351,16 +370,17 @@ class Store:
     ) -> tuple[Family, User, float, float | None] | None:
         """(family, user, expires_at, spent_at) for a refresh token hash, or None."""
         with self._read() as connection:
-            found = connection.execute(
-                select(refresh_tokens, families, users)
-                .join(families, refresh_tokens.c.family_id == families.c.id)
-                .join(users, families.c.user_id == users.c.id)
-                .where(refresh_tokens.c.token_hash == token_hash)
-            ).first()
+            found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
         if found is None:
             return None
         family, user = _family_and_user(found)
-        return family, user, found._mapping["expires_at"], found._mapping["spent_at"]
+        mapping = found._mapping
+        return (
+            family,
+            user,
+            mapping[refresh_tokens.c.expires_at],
+            mapping[refresh_tokens.c.spent_at],
+        )
 
     def family(self, sid: str) -> Family | None:
         """The session with that id, or None."""
