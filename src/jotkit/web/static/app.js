@@ -1,0 +1,326 @@
+// The page: wires the decoder and the tour to the DOM. Token text is untrusted input, so it
+// only ever reaches the page through textContent, never innerHTML.
+import {
+  decode, describeTimes, JoseError, parseJwks, parseKeyText, secretKey, splitToken, verify, warnings,
+} from "./jose.js";
+
+const $ = (id) => document.getElementById(id);
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function json(value) {
+  return JSON.stringify(value, null, 2);
+}
+
+// -- decoder ----------------------------------------------------------------------------
+
+function renderParts(container, parts) {
+  const classes = ["part-header", "part-payload", "part-signature"];
+  const nodes = [];
+  parts.forEach((part, i) => {
+    if (i > 0) nodes.push(document.createTextNode("."));
+    const span = element("span", part, classes[i] ?? "part-extra");
+    span.title = ["header", "payload", "signature"][i] ?? "extra segment";
+    nodes.push(span);
+  });
+  container.replaceChildren(...nodes);
+}
+
+function renderWarnings(list, found) {
+  if (found.length === 0) {
+    list.replaceChildren(element("li", "None of the usual problems.", "ok"));
+    return;
+  }
+  list.replaceChildren(
+    ...found.map((warning) => {
+      const item = element("li", warning.text, "warning");
+      item.dataset.warning = warning.id;
+      return item;
+    }),
+  );
+}
+
+function renderTimes(list, claims, now) {
+  const nodes = [];
+  for (const time of describeTimes(claims, now)) {
+    const term = element("dt", `${time.label}`);
+    if (!["status", "lifetime"].includes(time.claim)) term.append(" (", element("code", time.claim), ")");
+    const value = element("dd", time.text);
+    value.dataset.claim = time.claim;
+    nodes.push(term, value);
+  }
+  if (nodes.length === 0) nodes.push(element("dt", "none"), element("dd", "no exp, nbf or iat claim"));
+  list.replaceChildren(...nodes);
+}
+
+function renderDecoder() {
+  const token = $("token").value;
+  $("verify-result").replaceChildren();
+  delete $("verify-result").dataset.verdict;
+  if (!token.trim()) {
+    $("decoded").hidden = true;
+    return;
+  }
+  $("decoded").hidden = false;
+  renderParts($("token-parts"), splitToken(token));
+  try {
+    const { header, claims } = decode(token);
+    const now = Date.now() / 1000;
+    $("header-json").textContent = json(header);
+    $("payload-json").textContent = json(claims);
+    renderWarnings($("warnings"), warnings(header, claims, now));
+    renderTimes($("times"), claims, now);
+    $("decode-error").hidden = true;
+    $("decoded-content").hidden = false;
+  } catch (error) {
+    $("decode-error").textContent = `Cannot decode: ${error.message}`;
+    $("decode-error").hidden = false;
+    $("decoded-content").hidden = true;
+  }
+}
+
+function keySourceChoice() {
+  return document.querySelector('input[name="key-source"]:checked').value;
+}
+
+function showKeyFields() {
+  const choice = keySourceChoice();
+  $("key-field").hidden = choice !== "key";
+  $("secret-field").hidden = choice !== "secret";
+}
+
+async function serverKeys() {
+  let response;
+  try {
+    response = await fetch("/.well-known/jwks.json", { cache: "no-store", credentials: "omit" });
+  } catch {
+    throw new JoseError("ERR_JWKS_UNREACHABLE", "this server's JWKS (/.well-known/jwks.json) could not be fetched");
+  }
+  if (!response.ok) {
+    throw new JoseError("ERR_JWKS_UNREACHABLE", `GET /.well-known/jwks.json answered ${response.status}`);
+  }
+  try {
+    return parseJwks(await response.json());
+  } catch (error) {
+    if (error instanceof JoseError) throw error;
+    throw new JoseError("ERR_JWK_INVALID", "this server's JWKS is not valid JSON");
+  }
+}
+
+async function chosenKeys() {
+  const choice = keySourceChoice();
+  if (choice === "server") return serverKeys();
+  if (choice === "key") return parseKeyText($("key").value);
+  return secretKey($("secret").value, $("secret-encoding").value);
+}
+
+function showVerdict(verdict, title, message, code, notes = []) {
+  const result = $("verify-result");
+  result.dataset.verdict = verdict;
+  const heading = element("p", undefined, "verdict");
+  heading.append(element("strong", title), ` ${message}`);
+  if (code) heading.append(" ", element("code", code));
+  const nodes = [heading];
+  if (notes.length > 0) nodes.push(element("ul", undefined, "notes"));
+  for (const note of notes) nodes.at(-1).append(element("li", note));
+  result.replaceChildren(...nodes);
+}
+
+async function onVerify(event) {
+  event.preventDefault();
+  const token = $("token").value;
+  if (!token.trim()) {
+    showVerdict("invalid", "Nothing to verify:", "paste a token first.");
+    return;
+  }
+  showVerdict("pending", "Verifying…", "");
+  try {
+    const source = await chosenKeys();
+    const policy = { issuer: $("issuer").value.trim(), audience: $("audience").value.trim() };
+    const outcome = await verify(token, source, policy);
+    showVerdict(
+      "valid",
+      "Valid:",
+      `${outcome.alg} signature verified with the ${outcome.key}, and the token is within its time window.`,
+      "",
+      outcome.notes,
+    );
+  } catch (error) {
+    const code = error instanceof JoseError ? error.code : "ERR_UNEXPECTED";
+    const message = error instanceof JoseError ? error.message : `verification failed (${error.name})`;
+    showVerdict("invalid", "Invalid:", message, code);
+  }
+}
+
+// -- tour -------------------------------------------------------------------------------
+
+const tour = { access: null, refresh: null, loggedOut: null };
+
+function abbreviate(token) {
+  return typeof token === "string" && token.length > 40 ? `${token.slice(0, 24)}…(${token.length} chars)` : token;
+}
+
+function redacted(body) {
+  if (body === null || typeof body !== "object") return body;
+  const copy = { ...body };
+  for (const name of ["access_token", "refresh_token", "id_token"]) {
+    if (name in copy) copy[name] = abbreviate(copy[name]);
+  }
+  if ("password" in copy) copy.password = "••••••••";
+  return copy;
+}
+
+async function call(method, path, { body, bearer } = {}) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  const request = [`${method} ${path}`];
+  if (bearer) request.push(`Authorization: Bearer ${abbreviate(bearer)}`);
+  if (body !== undefined) request.push(json(redacted(body)));
+  try {
+    const response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
+    });
+    const text = await response.text();
+    let parsed = null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: shown as text
+    }
+    return { request: request.join("\n"), status: response.status, statusText: response.statusText, body: parsed, text };
+  } catch (error) {
+    return { request: request.join("\n"), status: 0, statusText: `no answer (${error.name})`, body: null, text: "" };
+  }
+}
+
+function showExchange(output, exchange, verdict) {
+  const answer = exchange.body === null ? exchange.text : json(redacted(exchange.body));
+  output.textContent = `${exchange.request}\n\n→ ${exchange.status} ${exchange.statusText}\n${answer}\n\n${verdict}`;
+  output.dataset.status = String(exchange.status);
+  output.hidden = false;
+}
+
+function serverSays(exchange) {
+  const body = exchange.body ?? {};
+  return [body.error, body.error_description].filter((part) => typeof part === "string").join(": ");
+}
+
+function failure(exchange) {
+  const detail = serverSays(exchange);
+  return `✘ Failed (${exchange.status}${detail ? `, ${detail}` : ""})`;
+}
+
+function enableSteps({ me = false, refresh = false, logout = false, replay = false }) {
+  $("me-button").disabled = !me;
+  $("refresh-button").disabled = !refresh;
+  $("logout-button").disabled = !logout;
+  $("replay-button").disabled = !replay;
+}
+
+function showAccessToken(token) {
+  try {
+    const { header, claims } = decode(token);
+    $("tour-header").textContent = json(header);
+    $("tour-payload").textContent = json(claims);
+  } catch (error) {
+    $("tour-header").textContent = `Cannot decode: ${error.message}`;
+    $("tour-payload").textContent = "";
+  }
+  $("login-token").hidden = false;
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  for (const id of ["me-output", "refresh-output", "logout-output", "replay-output"]) $(id).hidden = true;
+  const body = { email: $("email").value.trim(), password: $("password").value };
+  const exchange = await call("POST", "/login", { body });
+  if (exchange.status === 200 && exchange.body && typeof exchange.body.access_token === "string") {
+    tour.access = exchange.body.access_token;
+    tour.refresh = exchange.body.refresh_token;
+    tour.loggedOut = null;
+    showExchange($("login-output"), exchange, "✔ Logged in: a JWT access token and an opaque refresh token.");
+    showAccessToken(tour.access);
+    enableSteps({ me: true, refresh: true, logout: true });
+  } else {
+    showExchange($("login-output"), exchange, failure(exchange));
+    $("login-token").hidden = true;
+    enableSteps({});
+  }
+}
+
+async function onMe() {
+  const exchange = await call("GET", "/me", { bearer: tour.access });
+  const verdict = exchange.status === 200
+    ? "✔ Accepted: the signature and claims checked out, with no session lookup."
+    : failure(exchange);
+  showExchange($("me-output"), exchange, verdict);
+}
+
+async function onRefresh() {
+  const exchange = await call("POST", "/token/refresh", { body: { refresh_token: tour.refresh } });
+  if (exchange.status === 200 && exchange.body && typeof exchange.body.access_token === "string") {
+    tour.access = exchange.body.access_token;
+    tour.refresh = exchange.body.refresh_token;
+    showExchange($("refresh-output"), exchange, "✔ New pair issued; the old refresh token is now spent.");
+    showAccessToken(tour.access);
+  } else {
+    showExchange($("refresh-output"), exchange, failure(exchange));
+  }
+}
+
+async function onLogout() {
+  const exchange = await call("POST", "/logout", { bearer: tour.access });
+  if (exchange.status >= 200 && exchange.status < 300) {
+    tour.loggedOut = tour.access;
+    showExchange($("logout-output"), exchange, "✔ Logged out: the session is revoked.");
+    enableSteps({ replay: true });
+  } else {
+    showExchange($("logout-output"), exchange, failure(exchange));
+  }
+}
+
+async function onReplay() {
+  const exchange = await call("GET", "/me", { bearer: tour.loggedOut });
+  let exp = "";
+  try {
+    const { claims } = decode(tour.loggedOut);
+    const left = claims.exp - Date.now() / 1000;
+    if (left > 0) exp = ` although it only expires in ${Math.round(left / 60)} min`;
+  } catch {
+    // the token decoded at login; nothing to add
+  }
+  const verdict = exchange.status === 401
+    ? `✔ Rejected, as it should be: the token is revoked${exp}.\nThe server says: ${serverSays(exchange)}`
+    : `✘ Unexpected: the server answered ${exchange.status} to a logged-out token.`;
+  showExchange($("replay-output"), exchange, verdict);
+}
+
+function openInDecoder() {
+  $("token").value = tour.access ?? "";
+  renderDecoder();
+  $("decoder").scrollIntoView();
+  $("token").focus();
+}
+
+// -- wiring -----------------------------------------------------------------------------
+
+$("token").addEventListener("input", renderDecoder);
+for (const radio of document.querySelectorAll('input[name="key-source"]')) {
+  radio.addEventListener("change", showKeyFields);
+}
+$("verify-form").addEventListener("submit", onVerify);
+$("login-form").addEventListener("submit", onLogin);
+$("me-button").addEventListener("click", onMe);
+$("refresh-button").addEventListener("click", onRefresh);
+$("logout-button").addEventListener("click", onLogout);
+$("replay-button").addEventListener("click", onReplay);
+$("open-in-decoder").addEventListener("click", openInDecoder);
+showKeyFields();
+renderDecoder();
+document.body.dataset.ready = "true";
