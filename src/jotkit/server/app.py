@@ -78,7 +78,7 @@ async def _upkeep(service: AuthService) -> None:
             if time.monotonic() - last_prune >= _PRUNE_SECONDS:
                 last_prune = time.monotonic()
                 await asyncio.to_thread(service.store.prune, now=now)
-                service.feed.prune(now=now)
+                await asyncio.to_thread(service.feed.prune, now=now)
         except StoreError as exc:
             log.warning("upkeep failed: %s", exc.code)
 

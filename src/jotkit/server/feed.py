@@ -109,6 +109,8 @@ class ServerFeed:
             for cursor in [c for c, e in self._entries.items() if e.forget_after < now]:
                 del self._entries[cursor]
         self.revocations.prune(now)
+        if self._publisher is not None:
+            self._publisher.prune(now)  # Redis round trips: called from a worker thread
 
     def heartbeat(self, *, now: float) -> None:
         """Tell Redis subscribers we are alive; reseed the Redis log if Redis lost it."""

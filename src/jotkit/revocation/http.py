@@ -1,0 +1,252 @@
+"""The revocation feed over HTTP: long-poll the auth server's ``GET /revocations``.
+
+Protocol: ``GET {url}/revocations?since=<cursor>&wait=<seconds>`` answers ``{"cursor": <highest
+cursor the server knows>, "entries": [<entry>...], "heartbeat_seconds": ..., "now": ...}`` with
+the live entries above ``since``. With ``wait`` > 0 the server holds the request until an entry
+arrives or ``wait`` elapses, so an empty answer doubles as a heartbeat. Cursors are the store's
+sequence numbers; the server makes them visible in order, so resuming from the last cursor
+misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from jotkit.revocation.entries import Revocation, RevocationSet
+
+__all__ = ["FeedError", "HttpFeedSubscriber"]
+
+logger = logging.getLogger("jotkit.revocation")
+
+#: The longest hold the feed protocol allows, in seconds.
+MAX_WAIT_SECONDS = 30
+
+
+class FeedError(Exception):
+    """The feed answered something that is not a feed answer, or could not be reached.
+
+    ``code`` is stable: ``ERR_REVOCATION_FEED_UNAVAILABLE`` (network, HTTP status) or
+    ``ERR_REVOCATION_FEED_MALFORMED`` (the body breaks the protocol). The set is left as it
+    was: nothing of a malformed answer is applied.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _parse_answer(body: Any) -> tuple[int, list[Revocation]]:
+    if not isinstance(body, Mapping):
+        raise FeedError("feed answer is not a JSON object", code="ERR_REVOCATION_FEED_MALFORMED")
+    cursor = body.get("cursor")
+    entries = body.get("entries")
+    if type(cursor) is not int or cursor < 0 or not isinstance(entries, list):
+        raise FeedError(
+            "feed answer needs an integer cursor and a list of entries",
+            code="ERR_REVOCATION_FEED_MALFORMED",
+        )
+    parsed = []
+    for entry in entries:
+        # All or nothing: skipping a bad entry while moving the cursor past it would lose a
+        # revocation for good; refusing the answer leaves the set to go stale instead.
+        if not isinstance(entry, Mapping):
+            raise FeedError("feed entry is not a JSON object", code="ERR_REVOCATION_FEED_MALFORMED")
+        try:
+            parsed.append(Revocation.from_json(entry))
+        except ValueError as error:
+            raise FeedError(
+                f"feed entry rejected: {error}", code="ERR_REVOCATION_FEED_MALFORMED"
+            ) from None
+    return cursor, parsed
+
+
+class HttpFeedSubscriber:
+    """Keeps a ``RevocationSet`` up to date by long-polling the auth server's feed.
+
+    ``start()`` runs the poll loop in a daemon thread; ``poll_once()`` is one blocking poll.
+    Every good answer marks the set ``heard()``; on errors the loop backs off and keeps the
+    set as it is (the set's staleness bound decides whether tokens are still accepted).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        revocations: RevocationSet,
+        *,
+        wait_seconds: float = 25,
+        headers: Mapping[str, str] | None = None,
+        connect_timeout_seconds: float = 5.0,
+        backoff_initial_seconds: float = 0.2,
+        backoff_max_seconds: float = 10.0,
+        prune_interval_seconds: float = 60.0,
+    ) -> None:
+        """Follow the feed of the auth server at base URL ``url``; call ``start()`` to begin."""
+        if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
+            raise ValueError(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS}")
+        self.url = url.rstrip("/")
+        self.revocations = revocations
+        self.wait_seconds = wait_seconds
+        self.backoff_initial_seconds = backoff_initial_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.prune_interval_seconds = prune_interval_seconds
+        #: The server's cursor after the last good answer: the next poll asks for what follows.
+        self.cursor = 0
+        self._headers = dict(headers or {})
+        # The read timeout covers the server's hold plus a margin for a slow answer.
+        self._timeout = httpx.Timeout(connect_timeout_seconds, read=MAX_WAIT_SECONDS + 10.0)
+        self._client = httpx.Client(headers=self._headers, timeout=self._timeout)
+        self._closed = threading.Event()
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(
+            target=self._run, name="jotkit-revocations-http", daemon=True
+        )
+
+    def poll_once(self, wait_seconds: float | None = None) -> int:
+        """One blocking poll: apply what the feed returns, mark the set heard.
+
+        Returns how many entries were applied. Raises ``FeedError`` when the server cannot be
+        reached or breaks the protocol.
+        """
+        wait = self.wait_seconds if wait_seconds is None else wait_seconds
+        since = self.cursor
+        try:
+            response = self._client.get(f"{self.url}/revocations", params=_params(since, wait))
+        except httpx.HTTPError as error:
+            raise _unreachable(error) from None
+        return self._absorb(since, response)
+
+    async def _poll(self, client: httpx.AsyncClient, wait: float) -> int:
+        since = self.cursor
+        try:
+            response = await client.get(f"{self.url}/revocations", params=_params(since, wait))
+        except httpx.HTTPError as error:
+            raise _unreachable(error) from None
+        return self._absorb(since, response)
+
+    def _absorb(self, since: int, response: httpx.Response) -> int:
+        if response.status_code != 200:
+            raise FeedError(
+                f"revocation feed answered HTTP {response.status_code}",
+                code="ERR_REVOCATION_FEED_UNAVAILABLE",
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise FeedError(
+                "feed answer is not JSON", code="ERR_REVOCATION_FEED_MALFORMED"
+            ) from None
+        cursor, entries = _parse_answer(body)
+        for entry in entries:
+            self.revocations.add(entry)
+        if cursor < since:
+            # The server's store starts below where we were (a new database): read it all again.
+            logger.warning(
+                "revocation feed cursor went back from %d to %d; re-reading it", since, cursor
+            )
+            self.cursor = 0
+        else:
+            self.cursor = max(cursor, *(entry.cursor for entry in entries), since)
+        self.revocations.heard()
+        return len(entries)
+
+    def start(self) -> HttpFeedSubscriber:
+        """Start the poll loop in a daemon thread; returns self."""
+        self._thread.start()
+        return self
+
+    @property
+    def connected(self) -> bool:
+        """True after a good answer, until the next failed poll."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the first good answer (or ``timeout``); returns ``connected``."""
+        return self._ready.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the loop, cutting off a poll the server is holding."""
+        self._closed.set()
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already finished
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
+        self._client.close()
+
+    def __enter__(self) -> HttpFeedSubscriber:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        # An event loop of its own: a held poll is a task that close() can cancel at once,
+        # where a blocking read would keep the thread for up to wait_seconds.
+        asyncio.run(self._follow())
+
+    async def _follow(self) -> None:
+        self._stop = stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        stopping = asyncio.ensure_future(stop.wait())
+        failures = 0
+        last_prune = time.monotonic()
+        # The first poll does not wait: it loads the live set as fast as the server can answer.
+        wait: float = 0
+        async with httpx.AsyncClient(headers=self._headers, timeout=self._timeout) as client:
+            while not self._closed.is_set():
+                poll = asyncio.ensure_future(self._poll(client, wait))
+                await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not poll.done():
+                    poll.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await poll
+                    break
+                error = poll.exception()
+                if error is not None:
+                    self._ready.clear()
+                    code = getattr(error, "code", type(error).__name__)
+                    if failures == 0:
+                        logger.warning(
+                            "revocation feed: poll failed (%s: %s); backing off", code, error
+                        )
+                    # Jitter spreads a fleet of verifiers coming back after a server restart.
+                    ceiling = min(
+                        self.backoff_max_seconds, self.backoff_initial_seconds * 2.0**failures
+                    )
+                    failures += 1
+                    await asyncio.wait(
+                        {stopping},
+                        timeout=ceiling * (0.5 + random.random() / 2),  # noqa: S311
+                    )
+                    continue
+                failures = 0
+                wait = self.wait_seconds
+                self._ready.set()
+                if time.monotonic() - last_prune > self.prune_interval_seconds:
+                    last_prune = time.monotonic()
+                    self.revocations.prune()
+        stopping.cancel()
+        self._ready.clear()
+
+
+def _params(since: int, wait: float) -> dict[str, str | int]:
+    return {"since": since, "wait": f"{wait:g}"}
+
+
+def _unreachable(error: httpx.HTTPError) -> FeedError:
+    return FeedError(
+        f"revocation feed unreachable: {type(error).__name__}: {error}",
+        code="ERR_REVOCATION_FEED_UNAVAILABLE",
+    )

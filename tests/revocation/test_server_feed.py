@@ -1,0 +1,81 @@
+"""End to end: a real ``jotkit serve`` revokes, a subscriber in this process rejects.
+
+Over the HTTP feed (``GET /revocations`` long-poll) and over Redis (the server publishes with
+``RedisPublisher``), including a Redis crash in the middle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _revocation_helpers import DEADLINE_SECONDS, PrivateRedis, verdict, wait_for
+
+from jotkit.jose.jwt import peek
+from jotkit.revocation import RevocationSet
+from jotkit.revocation.http import HttpFeedSubscriber
+from jotkit.revocation.redis import RedisSubscriber
+from servers import ServerProcess, start_server
+
+REVOKED = "ERR_JWT_REVOKED"
+
+
+def claims_of(pair: dict[str, Any]) -> dict[str, Any]:
+    # The subscriber is what is under test here, not the signature: peek is enough.
+    return peek(pair["access_token"])[1]
+
+
+def logout(server: ServerProcess, pair: dict[str, Any], path: str = "/logout") -> None:
+    answer = server.client.post(path, headers={"Authorization": f"Bearer {pair['access_token']}"})
+    assert answer.status_code in (200, 204), answer.text
+
+
+def test_logout_reaches_an_http_feed_subscriber(server: ServerProcess) -> None:
+    first, second = server.login(), server.login()
+    revocations = RevocationSet()
+    with HttpFeedSubscriber(server.url, revocations, wait_seconds=5) as feed:
+        assert feed.wait_ready(DEADLINE_SECONDS)
+        assert verdict(revocations, claims_of(first)) == "accepted"
+        logout(server, first)
+        wait_for(lambda: verdict(revocations, claims_of(first)) == REVOKED, "logout to arrive")
+        assert verdict(revocations, claims_of(second)) == "accepted"
+        logout(server, second, "/logout/all")
+        wait_for(lambda: verdict(revocations, claims_of(second)) == REVOKED, "logout/all to arrive")
+
+
+def test_logout_reaches_a_redis_subscriber_across_a_redis_crash(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    server = start_server(tmp_path, env={"JOTKIT_REDIS_URL": private_redis.url})
+    revocations = RevocationSet()
+    subscriber = RedisSubscriber(
+        private_redis.url, revocations, prefix="jotkit", backoff_max_seconds=0.5
+    )
+    try:
+        first, second, third = server.login(), server.login(), server.login()
+        subscriber.start()
+        if not subscriber.wait_ready(DEADLINE_SECONDS):
+            pytest.fail("the subscriber never subscribed and read the log")
+        logout(server, first)
+        wait_for(lambda: verdict(revocations, claims_of(first)) == REVOKED, "logout via Redis")
+
+        private_redis.kill()
+        wait_for(lambda: not subscriber.connected, "the subscriber to notice Redis died")
+        logout(server, second)  # the server must not fail because Redis is down
+        private_redis.start()  # empty: the log is gone
+        # The server's heartbeat sees the missing epoch and reseeds from its store; the
+        # subscriber reconnects and re-reads the log.
+        wait_for(
+            lambda: verdict(revocations, claims_of(second)) == REVOKED,
+            "the logout made during the outage, after the reseed",
+        )
+        assert verdict(revocations, claims_of(first)) == REVOKED
+        assert verdict(revocations, claims_of(third)) == "accepted"
+        assert subscriber.connections >= 2
+
+        logout(server, third)
+        wait_for(lambda: verdict(revocations, claims_of(third)) == REVOKED, "a logout after")
+    finally:
+        subscriber.close()
+        server.stop()
