@@ -8,20 +8,25 @@ refusal, an unreachable JWKS), 2 bad usage or unreadable input.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import time
-import unicodedata
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
 import orjson
 
+from jotkit.cli.display import (
+    colour_enabled,
+    describe_times,
+    detect_warnings,
+    echo,
+    painter,
+    quote,
+    show,
+)
 from jotkit.cli.keys import (
     CliError,
     CliInputError,
@@ -32,7 +37,6 @@ from jotkit.cli.keys import (
 )
 from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet, jwt
 from jotkit.jose.b64 import b64encode
-from jotkit.jose.claims import PERSONAL_CLAIM_NAMES, SECRET_CLAIM_NAMES, sensitive_claims
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 
 __all__ = ["token"]
@@ -40,12 +44,7 @@ __all__ = ["token"]
 # decode is for looking: it shows tokens up to 8x the verifier's cap, and warns past the cap.
 DECODE_MAX_TOKEN_BYTES = 8 * DEFAULT_MAX_TOKEN_BYTES
 JWKS_MAX_BYTES = 1 << 20
-LONG_LIFETIME_SECONDS = 3600
-TIME_CLAIMS = ("exp", "nbf", "iat", "auth_time")
 _CLAIM_ORDER = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
-# Header members that point at or carry a key: a verifier must never pick its key from the
-# token it is verifying (RFC 8725 §3.10; CVE-2018-0114 is the "jwk" one).
-KEY_HEADERS = ("jku", "x5u", "jwk", "x5c")
 NOT_VERIFIED = (
     "signed, not encrypted: anyone holding this token can read it; this decode verified nothing"
 )
@@ -53,22 +52,6 @@ UNSIGNED = "unsigned (alg: none): anyone can forge it and read it; this decode v
 READABLE = "signed, not encrypted: anyone holding this token can read it"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)?")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-# Unicode categories never printed raw: controls (C0, DEL and C1, whose CSI can drive a
-# terminal), format characters (bidi overrides that reorder text), separators, unassigned.
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-_STYLES: dict[str, dict[str, Any]] = {
-    "key": {"fg": "blue", "bold": True},
-    "string": {"fg": "green"},
-    "number": {"fg": "yellow"},
-    "literal": {"fg": "magenta"},
-    "note": {"dim": True},
-    "heading": {"bold": True},
-    "warning": {"fg": "yellow", "bold": True},
-    "invalid": {"fg": "red", "bold": True},
-    "valid": {"fg": "green", "bold": True},
-}
-
-Paint = Callable[[str, str], str]
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -79,220 +62,6 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if match is None:
         raise click.BadParameter(f"{value!r} is not a duration like 30s, 15m, 2h or 1d", ctx, param)
     return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-# -- rendering ----------------------------------------------------------------------------
-
-
-def _colour_enabled(choice: bool | None) -> bool:
-    """--color / --no-color win; otherwise colour only on a terminal and without NO_COLOR
-    (https://no-color.org: set and not empty means no colour)."""
-    if choice is not None:
-        return choice
-    if os.environ.get("NO_COLOR"):
-        return False
-    return sys.stdout.isatty()
-
-
-def _painter(enabled: bool) -> Paint:
-    if not enabled:
-        return lambda text, role: text
-    return lambda text, role: click.style(text, **_STYLES[role])
-
-
-def _quote(text: str) -> str:
-    """A JSON string literal that is safe to print: no raw control or bidi characters."""
-    quoted = json.dumps(text, ensure_ascii=False)
-    if quoted.isascii() and quoted.isprintable():
-        return quoted
-    return "".join(
-        json.dumps(char)[1:-1] if unicodedata.category(char) in _UNPRINTABLE else char
-        for char in quoted
-    )
-
-
-def _render(
-    value: Any, paint: Paint, depth: int = 0, notes: Mapping[str, str] | None = None
-) -> str:
-    """Indented JSON, coloured by ``paint``; ``notes`` adds a ``//`` comment after members."""
-    pad = "  " * (depth + 1)
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        lines = []
-        for index, (name, item) in enumerate(value.items()):
-            comma = "," if index < len(value) - 1 else ""
-            line = f"{pad}{paint(_quote(str(name)), 'key')}: {_render(item, paint, depth + 1)}"
-            line += comma
-            if notes and name in notes:
-                line += "  " + paint("// " + notes[name], "note")
-            lines.append(line)
-        return "{\n" + "\n".join(lines) + "\n" + "  " * depth + "}"
-    if isinstance(value, list):
-        if not value:
-            return "[]"
-        items = [pad + _render(item, paint, depth + 1) for item in value]
-        return "[\n" + ",\n".join(items) + "\n" + "  " * depth + "]"
-    if isinstance(value, str):
-        return paint(_quote(value), "string")
-    if value is None or isinstance(value, bool):
-        return paint(json.dumps(value), "literal")
-    return paint(json.dumps(value), "number")
-
-
-def _span(seconds: float) -> str:
-    """A rounded span, in the words jwt.verify's messages use ("3 min", "2 h")."""
-    seconds = abs(seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
-
-
-def _is_date(value: object) -> TypeGuard[float]:
-    # type(), not isinstance(): true is not a date (as in jotkit.jose.claims); orjson has
-    # already refused NaN and Infinity.
-    return type(value) is int or type(value) is float
-
-
-def _iso(value: float) -> str:
-    try:
-        iso = datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
-    except (OverflowError, ValueError, OSError):
-        return "beyond year 9999" if value > 0 else "before year 1"
-    return iso.replace("+00:00", "Z")
-
-
-def _relative(name: str, delta: float) -> str:
-    span = _span(delta)
-    future = delta > 0
-    if name == "exp":
-        return f"expires in {span}" if future else f"expired {span} ago"
-    if name == "nbf":
-        return f"not valid for another {span}" if future else f"valid since {span} ago"
-    verb = "issued" if name == "iat" else "authenticated"
-    return f"{verb} {span} in the future" if future else f"{verb} {span} ago"
-
-
-def _times(claims: Mapping[str, Any], now: float) -> dict[str, dict[str, Any]]:
-    """The time claims as ISO dates and spans from ``now`` ("expires in 12 min")."""
-    times: dict[str, dict[str, Any]] = {}
-    for name in TIME_CLAIMS:
-        value = claims.get(name)
-        if not _is_date(value):
-            continue
-        times[name] = {
-            "value": value,
-            "iso": _iso(value),
-            "relative": _relative(name, value - now),
-            "seconds_from_now": round(value - now),
-        }
-    return times
-
-
-def _warning(code: str, message: str) -> dict[str, str]:
-    return {"code": code, "message": message}
-
-
-def _names(names: list[str]) -> str:
-    return ", ".join(_quote(name) for name in sorted(names))
-
-
-def _warnings(
-    header: Mapping[str, Any], claims: Mapping[str, Any], now: float, size: int
-) -> list[dict[str, str]]:
-    """What is risky about a token, whatever its signature: each warning has a stable code."""
-    found = []
-    alg = header.get("alg")
-    if isinstance(alg, str) and alg.lower() == "none":
-        found.append(
-            _warning(
-                "WARN_ALG_NONE",
-                'alg is "none": the token is unsigned, anyone can forge it; '
-                "no jotkit verifier accepts it",
-            )
-        )
-    present = [name for name in KEY_HEADERS if name in header]
-    if present:
-        found.append(
-            _warning(
-                "WARN_KEY_HEADER",
-                f"the header carries {_names(present)}: a key named or embedded by the token "
-                "itself proves nothing; verifiers must use their own keys (jotkit ignores it)",
-            )
-        )
-    if "exp" not in claims:
-        found.append(_warning("WARN_NO_EXP", 'no "exp" claim: this token never expires'))
-    for name in TIME_CLAIMS:
-        if name in claims and not _is_date(claims[name]):
-            found.append(
-                _warning("WARN_BAD_DATE", f'"{name}" is not a NumericDate (seconds, a number)')
-            )
-    exp = claims.get("exp")
-    if _is_date(exp):
-        start_name = next((n for n in ("iat", "nbf") if _is_date(claims.get(n))), None)
-        start = claims[start_name] if start_name else now
-        if exp - start > LONG_LIFETIME_SECONDS:
-            frame = f"from {start_name} to exp" if start_name else "left before exp"
-            found.append(
-                _warning(
-                    "WARN_LONG_LIFETIME",
-                    f"lifetime {_span(exp - start)} ({frame}) is over 1 h: a stolen token "
-                    "stays usable that long",
-                )
-            )
-    secret = sensitive_claims(claims, SECRET_CLAIM_NAMES)
-    if secret:
-        found.append(
-            _warning(
-                "WARN_SECRET_CLAIM",
-                f"claims that look like secrets: {_names(secret)}; anyone holding the token "
-                "can read them",
-            )
-        )
-    personal = sensitive_claims(claims, PERSONAL_CLAIM_NAMES)
-    if personal:
-        found.append(
-            _warning(
-                "WARN_PERSONAL_CLAIM",
-                f"claims that look like personal data: {_names(personal)}; anyone holding "
-                "the token can read them",
-            )
-        )
-    if size > DEFAULT_MAX_TOKEN_BYTES:
-        found.append(
-            _warning(
-                "WARN_TOKEN_TOO_LARGE",
-                f"token is {size} bytes: jotkit verifiers refuse tokens over "
-                f"{DEFAULT_MAX_TOKEN_BYTES} bytes",
-            )
-        )
-    return found
-
-
-def _echo(text: str) -> None:
-    # color=True: the ANSI codes in ``text`` are there because _colour_enabled said so, and
-    # click would otherwise strip them from a pipe even under --color.
-    click.echo(text, color=True)
-
-
-def _show(
-    header: Mapping[str, Any],
-    claims: Mapping[str, Any],
-    times: Mapping[str, Mapping[str, Any]],
-    warnings: list[dict[str, str]],
-    paint: Paint,
-) -> None:
-    notes = {name: f"{time['iso']}, {time['relative']}" for name, time in times.items()}
-    _echo(paint("HEADER", "heading"))
-    _echo(_render(header, paint))
-    _echo(paint("CLAIMS", "heading"))
-    _echo(_render(claims, paint, notes=notes))
-    for warning in warnings:
-        _echo(f"{paint('warning:', 'warning')} {warning['code']}: {warning['message']}")
 
 
 # -- input --------------------------------------------------------------------------------
@@ -437,8 +206,8 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
             hint = " (5 segments is an encrypted JWE, not a JWS)" if text.count(".") == 4 else ""
             raise CliError(exc.code, f"not a decodable JWT: {exc}{hint}") from None
         now = time.time()
-        times = _times(claims, now)
-        warnings = _warnings(header, claims, now, len(text))
+        times = describe_times(claims, now)
+        warnings = detect_warnings(header, claims, now, len(text))
         notice = UNSIGNED if any(w["code"] == "WARN_ALG_NONE" for w in warnings) else NOT_VERIFIED
         if as_json:
             document = {
@@ -451,9 +220,9 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
             }
             click.echo(dump_json(document))
             return
-        paint = _painter(_colour_enabled(color))
-        _show(header, claims, times, warnings, paint)
-        _echo(paint(notice, "heading"))
+        paint = painter(colour_enabled(color))
+        show(header, claims, times, warnings, paint)
+        echo(paint(notice, "heading"))
 
 
 @token.command()
@@ -557,10 +326,10 @@ def verify(
             claims, failure = {}, exc
         try:
             header, peeked = jwt.peek(text, max_token_bytes=DECODE_MAX_TOKEN_BYTES)
-            warnings += _warnings(header, peeked, now, len(text))
+            warnings += detect_warnings(header, peeked, now, len(text))
         except JoseError:
             header = {}
-        paint = _painter(_colour_enabled(color))
+        paint = painter(colour_enabled(color))
         if failure is not None:
             error = {"code": failure.code, "message": str(failure)}
             if hasattr(failure, "claim"):
@@ -569,22 +338,22 @@ def verify(
                 document = {"valid": False, "verdict": "invalid", "error": error}
                 click.echo(dump_json({**document, "policy": policy, "warnings": warnings}))
             else:
-                _echo(f"{paint('INVALID:', 'invalid')} {failure.code}: {failure}")
+                echo(f"{paint('INVALID:', 'invalid')} {failure.code}: {failure}")
                 for warning in warnings:
                     message = f"{warning['code']}: {warning['message']}"
-                    _echo(f"{paint('warning:', 'warning')} {message}")
+                    echo(f"{paint('warning:', 'warning')} {message}")
             click.get_current_context().exit(1)
-        times = _times(claims, now)
+        times = describe_times(claims, now)
         if as_json:
             document = {"valid": True, "verdict": "valid", "error": None, "header": header}
             document |= {"claims": claims, "times": times, "policy": policy}
             click.echo(dump_json({**document, "warnings": warnings}))
             return
         checked = f"{header.get('alg')} signature" + (
-            f" (kid {_quote(header['kid'])})" if isinstance(header.get("kid"), str) else ""
+            f" (kid {quote(header['kid'])})" if isinstance(header.get("kid"), str) else ""
         )
-        _echo(f"{paint('valid', 'valid')}: {checked} and claims checked; {READABLE}")
-        _show(header, claims, times, warnings, paint)
+        echo(f"{paint('valid', 'valid')}: {checked} and claims checked; {READABLE}")
+        show(header, claims, times, warnings, paint)
 
 
 def _parse_claim(text: str) -> tuple[str, Any]:
