@@ -8,6 +8,7 @@ the token's header, decides what a signature is checked with (RFC 8725 §3.1).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -95,6 +96,7 @@ class Key:
     __slots__ = (
         "_allowed",
         "_header_memo",
+        "_hmac_bases",
         "_material",
         "_private",
         "_public_material",
@@ -157,6 +159,17 @@ class Key:
         # and encoded headers this key signs with (see jws._encoded_header): per-key caches.
         self._header_memo: dict[str, Any] = {}
         self._signing_headers: dict[Any, Any] = {}
+        self._hmac_bases: dict[str, hmac.HMAC] = {}
+
+    def _mac(self, hash_name: str, signing_input: bytes) -> bytes:
+        """HMAC of ``signing_input`` with this (oct) key's secret, from a keyed state cached
+        per hash: copying it skips the key schedule (two hash blocks), ~35% of hmac.digest."""
+        base = self._hmac_bases.get(hash_name)
+        if base is None:
+            base = self._hmac_bases[hash_name] = hmac.new(self._material, digestmod=hash_name)
+        mac = base.copy()
+        mac.update(signing_input)
+        return mac.digest()
 
     def _refusal(self, alg: str) -> str:
         if self.kty == "oct" and alg in ALGORITHMS and ALGORITHMS[alg].kty == "oct":
