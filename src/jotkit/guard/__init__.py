@@ -1,0 +1,39 @@
+"""The resource-server side: verify every request's access token, locally.
+
+``Guard`` holds the policy (issuer, audience, keys or remote JWKS, revocation set) and
+``Claims`` is what a verified request carries. Adapters: ``jotkit.guard.asgi`` (Starlette,
+FastAPI) and ``jotkit.guard.wsgi`` (Flask, any WSGI app).
+"""
+
+from __future__ import annotations
+
+from jotkit.guard.bearer import bearer_token, request_token
+from jotkit.guard.claims import Claims
+from jotkit.guard.errors import (
+    ERRORS,
+    BadAuthorization,
+    Challenge,
+    InsufficientScope,
+    JWKSUnavailable,
+    MissingCredentials,
+    challenge,
+)
+from jotkit.guard.guard import Feed, Guard
+from jotkit.guard.jwks import RemoteJWKS, discover_jwks_uri
+
+__all__ = [
+    "ERRORS",
+    "BadAuthorization",
+    "Challenge",
+    "Claims",
+    "Feed",
+    "Guard",
+    "InsufficientScope",
+    "JWKSUnavailable",
+    "MissingCredentials",
+    "RemoteJWKS",
+    "bearer_token",
+    "challenge",
+    "discover_jwks_uri",
+    "request_token",
+]

@@ -1,0 +1,188 @@
+"""ASGI adapters (Starlette, FastAPI): a middleware and a FastAPI dependency.
+
+``GuardMiddleware`` authenticates each HTTP (and WebSocket) request before the app sees it
+and puts the ``Claims`` on ``request.state.claims`` (``scope["state"]["claims"]``) and
+``scope["jotkit.claims"]``. ``require(guard, scopes)`` is a FastAPI dependency returning the
+Claims. Refusals answer 400/401/403/503 with ``WWW-Authenticate`` and the JSON body of
+``jotkit.guard.errors``; no refusal is a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from jotkit.guard.claims import Claims
+from jotkit.guard.errors import BadAuthorization, Challenge, MissingCredentials
+from jotkit.jose.errors import JoseError
+
+if TYPE_CHECKING:
+    from jotkit.guard.guard import Guard
+
+__all__ = ["GuardMiddleware", "GuardRejection", "install_error_handler", "require"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_WS_POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """A Cookie header's name=value pairs (RFC 6265 §5.4); the first of a repeated name wins."""
+    cookies: dict[str, str] = {}
+    for pair in header.split(";"):
+        name, sep, value = pair.strip().partition("=")
+        if sep and name and name not in cookies:
+            cookies[name] = value.strip().strip('"')
+    return cookies
+
+
+def _credentials(
+    headers: Iterable[tuple[bytes, bytes]], want_cookies: bool
+) -> tuple[str | None, dict[str, str] | None]:
+    authorization: str | None = None
+    cookies: dict[str, str] | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            if authorization is not None:
+                # RFC 6750 §3.1: a request that repeats the credentials is invalid_request.
+                raise BadAuthorization("more than one Authorization header")
+            authorization = value.decode("latin-1")
+        elif name == b"cookie" and want_cookies:
+            cookies = {**parse_cookies(value.decode("latin-1")), **(cookies or {})}
+    return authorization, cookies
+
+
+def _response_headers(answer: Challenge, length: int) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(length).encode()),
+    ]
+    headers.extend(
+        (name.lower().encode(), value.encode()) for name, value in answer.headers.items()
+    )
+    return headers
+
+
+class GuardMiddleware:
+    """Pure ASGI middleware (no per-request Request object): authenticate, then call the app.
+
+    ``scopes``: required of every request. ``required=False`` lets requests without any
+    credentials through with no claims (bad credentials are still refused).
+    ``exempt_paths``: exact paths that skip the guard (health checks, docs).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: Guard,
+        *,
+        scopes: Collection[str] = (),
+        required: bool = True,
+        exempt_paths: Collection[str] = (),
+    ) -> None:
+        """Wrap ``app``; usually ``app.add_middleware(GuardMiddleware, guard=guard)``."""
+        self.app = app
+        self.guard = guard
+        self.scopes = tuple(scopes)
+        self.required = required
+        self.exempt_paths = frozenset(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate HTTP and WebSocket requests; pass lifespan and exempt paths through."""
+        kind = scope["type"]
+        if (kind != "http" and kind != "websocket") or scope["path"] in self.exempt_paths:
+            await self.app(scope, receive, send)
+            return
+        guard = self.guard
+        claims: Claims | None = None
+        try:
+            authorization, cookies = _credentials(scope["headers"], guard.cookie_name is not None)
+            claims = await guard.authenticate_async(authorization, cookies, scopes=self.scopes)
+        except MissingCredentials as exc:
+            if self.required:
+                await self._refuse(guard.challenge(exc), kind, send)
+                return
+        except JoseError as exc:
+            await self._refuse(guard.challenge(exc), kind, send)
+            return
+        if claims is not None:
+            scope.setdefault("state", {})["claims"] = claims
+            scope["jotkit.claims"] = claims
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(answer: Challenge, kind: str, send: Send) -> None:
+        if kind == "websocket":
+            # Closing before accept makes the server answer the handshake with 403.
+            await send({"type": "websocket.close", "code": _WS_POLICY_VIOLATION})
+            return
+        body = orjson.dumps(answer.body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": _response_headers(answer, len(body)),
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class GuardRejection(HTTPException):
+    """What the FastAPI dependency raises; ``install_error_handler`` renders it as our JSON.
+
+    Without the handler FastAPI still answers with the right status and WWW-Authenticate,
+    and ``{"detail": <error_description>}`` as the body.
+    """
+
+    def __init__(self, answer: Challenge) -> None:
+        detail = str(answer.body["error_description"])
+        super().__init__(answer.status, detail=detail, headers=dict(answer.headers))
+        self.answer = answer
+
+
+async def _render_rejection(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GuardRejection)
+    return Response(
+        orjson.dumps(exc.answer.body),
+        status_code=exc.answer.status,
+        headers=dict(exc.answer.headers),
+        media_type="application/json",
+    )
+
+
+def install_error_handler(app: Any) -> None:
+    """Make ``app`` (Starlette/FastAPI) answer GuardRejection with the guard's JSON body."""
+    app.add_exception_handler(GuardRejection, _render_rejection)
+
+
+def require(guard: Guard, scopes: Collection[str] = ()) -> Callable[[Request], Awaitable[Claims]]:
+    """A FastAPI dependency: ``claims: Claims = Depends(require(guard, ["read"]))``.
+
+    Reuses the Claims GuardMiddleware put on the request, else authenticates itself.
+    """
+    needed = tuple(scopes)
+
+    async def dependency(request: Request) -> Claims:
+        claims: Claims | None = request.scope.get("jotkit.claims")
+        try:
+            if claims is None:
+                authorization, cookies = _credentials(
+                    request.scope["headers"], guard.cookie_name is not None
+                )
+                claims = await guard.authenticate_async(authorization, cookies)
+            if needed:
+                claims.require(needed)
+        except JoseError as exc:
+            raise GuardRejection(guard.challenge(exc)) from None
+        return claims
+
+    return dependency

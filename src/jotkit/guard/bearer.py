@@ -1,0 +1,53 @@
+"""Finding the access token in a request: RFC 6750 §2.1 Authorization header, or a cookie."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from jotkit.guard.errors import BadAuthorization, MissingCredentials
+
+__all__ = ["bearer_token", "request_token"]
+
+# RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token, b64token = 1*(ALPHA / DIGIT / "-" /
+# "." / "_" / "~" / "+" / "/") *"=". One space exactly, nothing before or after.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
+# The auth-scheme (an RFC 9110 token), to tell "not Bearer at all" from "malformed Bearer".
+_SCHEME = re.compile(r"\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header value.
+
+    MissingCredentials when there is no header or it uses another scheme (the client gets a
+    bare Bearer challenge, RFC 6750 §3.1); BadAuthorization when it says Bearer but is
+    malformed (400 invalid_request).
+    """
+    if not authorization:
+        raise MissingCredentials("no Authorization header (expected 'Bearer <token>')")
+    match = _BEARER.fullmatch(authorization)
+    if match is not None:
+        return match.group(1)
+    scheme = _SCHEME.match(authorization)
+    if scheme is None or scheme.group(1).lower() != "bearer":
+        raise MissingCredentials("the Authorization header does not use the Bearer scheme")
+    raise BadAuthorization(
+        "malformed Authorization header: expected 'Bearer <token>' with one space and a "
+        "token of A-Z a-z 0-9 - . _ ~ + / and trailing = only"
+    )
+
+
+def request_token(
+    authorization: str | None,
+    cookies: Mapping[str, str] | None = None,
+    cookie_name: str | None = None,
+) -> str:
+    """The header's Bearer token, else (when ``cookie_name`` is set) the cookie's token."""
+    if authorization or cookie_name is None or not cookies:
+        return bearer_token(authorization)
+    token = cookies.get(cookie_name)
+    if not token:
+        return bearer_token(authorization)
+    if _BEARER.fullmatch("Bearer " + token) is None:
+        raise BadAuthorization(f"cookie {cookie_name!r} does not hold a well-formed token")
+    return token

@@ -1,0 +1,121 @@
+"""What the guard refuses, and the one table that turns a refusal into an HTTP answer.
+
+Every refusal is a ``JoseError`` with a stable ``code``. ``challenge(exc)`` maps it to the
+status, the ``WWW-Authenticate`` challenge (RFC 6750 §3) and the JSON body every adapter sends:
+``{"error": <RFC 6750 error>, "error_description": <for people>, "code": <stable code>}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jotkit.jose.errors import JoseError, KeyNotFound
+
+__all__ = [
+    "ERRORS",
+    "BadAuthorization",
+    "Challenge",
+    "InsufficientScope",
+    "JWKSUnavailable",
+    "MissingCredentials",
+    "challenge",
+]
+
+
+class MissingCredentials(JoseError):
+    """The request carries no Bearer token (and no token cookie): RFC 6750 §3.1, no error."""
+
+    code = "ERR_GUARD_NO_CREDENTIALS"
+
+
+class BadAuthorization(JoseError):
+    """The Authorization header says Bearer but is not ``Bearer <b64token>`` (RFC 6750 §2.1)."""
+
+    code = "ERR_GUARD_BAD_AUTHORIZATION"
+
+
+class InsufficientScope(JoseError):
+    """The token is valid but lacks a scope the resource needs; ``scopes`` names them all."""
+
+    code = "ERR_GUARD_INSUFFICIENT_SCOPE"
+
+    def __init__(self, message: str, *, scopes: Collection[str]) -> None:
+        super().__init__(message)
+        self.scopes = tuple(scopes)
+
+
+class JWKSUnavailable(KeyNotFound):
+    """The issuer's key set cannot be fetched and no usable (fresh enough) copy is held."""
+
+    code = "ERR_JWKS_UNAVAILABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    status: int
+    error: str | None  # the RFC 6750 error in the challenge; None: a bare challenge (§3.1)
+    body_error: str
+
+
+# One table from code to answer. Anything not listed is an invalid token (401), which is
+# what every JoseError from signature or claims checking is. A stale revocation feed or an
+# unreachable JWKS are the verifier's own trouble, not the client's: 503, so that a client
+# does not throw away a good token and stampede the auth server for a new one.
+ERRORS: Mapping[str, _Rule] = {
+    MissingCredentials.code: _Rule(401, None, "missing_token"),
+    BadAuthorization.code: _Rule(400, "invalid_request", "invalid_request"),
+    InsufficientScope.code: _Rule(403, "insufficient_scope", "insufficient_scope"),
+    "ERR_REVOCATION_FEED_STALE": _Rule(503, None, "temporarily_unavailable"),
+    JWKSUnavailable.code: _Rule(503, None, "temporarily_unavailable"),
+}
+_INVALID_TOKEN = _Rule(401, "invalid_token", "invalid_token")
+_RETRY_AFTER_SECONDS = "5"
+
+# RFC 7235 quoted-string minus the two characters that would need escaping: a description
+# may quote attacker-chosen text (a kid), which must never break out of the header.
+_UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
+_MAX_DESCRIPTION = 200
+
+
+def _quoted(text: str) -> str:
+    return _UNSAFE.sub("?", text)[:_MAX_DESCRIPTION]
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """An HTTP refusal: ``status``, the ``headers`` (WWW-Authenticate...) and the JSON ``body``."""
+
+    status: int
+    www_authenticate: str | None
+    body: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def challenge(exc: JoseError, *, realm: str = "jotkit") -> Challenge:
+    """Map a refusal to its HTTP answer through ``ERRORS`` (RFC 6750 §3, §3.1)."""
+    rule = ERRORS.get(exc.code, _INVALID_TOKEN)
+    description = _quoted(str(exc))
+    params = [f'realm="{_quoted(realm)}"']
+    if rule.error is not None:
+        params.append(f'error="{rule.error}"')
+        params.append(f'error_description="{description}"')
+    if isinstance(exc, InsufficientScope):
+        params.append(f'scope="{_quoted(" ".join(exc.scopes))}"')
+    headers = {"Cache-Control": "no-store"}
+    www_authenticate: str | None = None
+    if rule.status == 503:
+        headers["Retry-After"] = _RETRY_AFTER_SECONDS
+    else:
+        www_authenticate = "Bearer " + ", ".join(params)
+        headers["WWW-Authenticate"] = www_authenticate
+    body: dict[str, Any] = {
+        "error": rule.body_error,
+        "error_description": description,
+        "code": exc.code,
+    }
+    if isinstance(exc, InsufficientScope):
+        body["scope"] = " ".join(exc.scopes)
+    return Challenge(rule.status, www_authenticate, body, headers)

@@ -1,0 +1,209 @@
+"""The ``Guard``: one verification policy for a resource server, built on ``jose.Verifier``.
+
+Per request the guard finds the token (RFC 6750 header or a cookie), verifies it through the
+Verifier's cache (a token seen before costs two comparisons and the revocation lookups), and
+returns its ``Claims``. Keys are fixed, or fetched from the issuer (``RemoteJWKS``) in the
+background: the steady state never touches the network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any, Protocol, TypeVar
+
+from jotkit.guard.bearer import request_token
+from jotkit.guard.claims import Claims
+from jotkit.guard.errors import Challenge, challenge
+from jotkit.guard.jwks import RemoteJWKS
+from jotkit.jose.errors import JoseError, KeyNotFound
+from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
+from jotkit.jose.keys import Key, KeySet
+from jotkit.jose.verifier import Verifier
+from jotkit.revocation.entries import RevocationSet
+
+__all__ = ["Feed", "Guard"]
+
+# RFC 9068 §2.2 requires these of an access token (client_id too, but other issuers vary);
+# iat also makes per-user watermarks decidable (a token without iat cannot prove it is newer).
+_REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+class Feed(Protocol):
+    """A transport that keeps a RevocationSet up to date (HTTP poll, Redis pub/sub)."""
+
+    def start(self) -> Any:
+        """Begin feeding (may return an awaitable or nothing)."""
+
+    def close(self) -> Any:
+        """Stop feeding."""
+
+
+class Guard:
+    """Verify access tokens for one issuer and audience; see the module docstring.
+
+    Keys: ``keys`` (fixed), or ``jwks_url``, or neither (the ``jwks_uri`` of the issuer's
+    ``/.well-known/openid-configuration``). ``revocation`` is checked on every request;
+    ``feed`` (optional) is what keeps it current, started and closed with the guard.
+    ``cookie_name``: also accept the token from this cookie when no Authorization header.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Collection[str],
+        keys: Key | KeySet | None = None,
+        jwks_url: str | None = None,
+        jwks: RemoteJWKS | None = None,
+        algorithms: Collection[str] | None = None,
+        leeway: float = 0,
+        typ: str | None = "at+jwt",
+        revocation: RevocationSet | None = None,
+        feed: Feed | None = None,
+        cookie_name: str | None = None,
+        realm: str | None = None,
+        require: Collection[str] = _REQUIRED_CLAIMS,
+        max_age: float | None = None,
+        cache_size: int = 4096,
+        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Fix the policy; no network call happens here (see ``start``)."""
+        if keys is not None and (jwks_url is not None or jwks is not None):
+            raise ValueError("give keys or a JWKS source, not both")
+        if jwks is None and keys is None:
+            jwks = RemoteJWKS(jwks_url) if jwks_url is not None else RemoteJWKS(issuer=issuer)
+        self.issuer = issuer
+        self.revocation = revocation
+        self.feed = feed
+        self.cookie_name = cookie_name
+        self.realm = realm if realm is not None else issuer
+        self._verifier = Verifier(
+            keys if keys is not None else KeySet(()),
+            algorithms=algorithms,
+            issuer=issuer,
+            audience=audience,
+            typ=typ,
+            leeway=leeway,
+            max_age=max_age,
+            require=require,
+            cache_size=cache_size,
+            max_token_bytes=max_token_bytes,
+            is_revoked=revocation.is_revoked if revocation is not None else None,
+            clock=clock,
+        )
+        self.jwks = jwks
+        if jwks is not None:
+            jwks.subscribe(self._set_keys)
+
+    def _set_keys(self, keys: KeySet) -> None:
+        self._verifier.keys = keys  # empties the Verifier cache: a rotated-out key dies now
+
+    @property
+    def verifier(self) -> Verifier:
+        """The underlying Verifier (its cache and policy)."""
+        return self._verifier
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the revocation feed, then load the JWKS now rather than on the first request.
+
+        Raises JWKSUnavailable when the issuer cannot be reached; the guard still works (it
+        retries on the first request), so a service may log that and carry on.
+        """
+        if self.feed is not None:
+            self.feed.start()
+        if self.jwks is not None:
+            self.jwks.refresh()
+
+    def close(self) -> None:
+        """Stop the revocation feed and the JWKS client."""
+        if self.feed is not None:
+            self.feed.close()
+        if self.jwks is not None:
+            self.jwks.close()
+
+    # -- verification -------------------------------------------------------------------
+
+    def verify(self, token: str | bytes) -> Claims:
+        """Verify one access token; return its Claims. Raises only JoseError.
+
+        May block on the network only to fetch keys: the first time, or when a token names
+        an unknown kid (at most once per the JWKS cooldown).
+        """
+        jwks = self.jwks
+        if jwks is None:
+            return Claims.from_mapping(self._verifier.verify(token))
+        jwks.check()  # a clock comparison; a due refresh runs in the background
+        try:
+            return Claims.from_mapping(self._verifier.verify(token))
+        except KeyNotFound:
+            # A new signing key (rotation) or a forged kid: refetch, rate-limited.
+            if not jwks.refresh_for_unknown_kid():
+                raise
+        return Claims.from_mapping(self._verifier.verify(token))
+
+    async def verify_async(self, token: str | bytes) -> Claims:
+        """``verify`` for event loops: a key fetch, if one is needed, runs in a thread."""
+        jwks = self.jwks
+        if jwks is None:
+            return Claims.from_mapping(self._verifier.verify(token))
+        jwks.check()
+        try:
+            return Claims.from_mapping(self._verifier.verify(token))
+        except KeyNotFound:
+            import anyio.to_thread  # only here: the sync guard must not need anyio
+
+            if not await anyio.to_thread.run_sync(jwks.refresh_for_unknown_kid):
+                raise
+        return Claims.from_mapping(self._verifier.verify(token))
+
+    def authenticate(
+        self,
+        authorization: str | None,
+        cookies: Mapping[str, str] | None = None,
+        *,
+        scopes: Collection[str] = (),
+    ) -> Claims:
+        """Find the token (RFC 6750 header, else the cookie), verify it, check ``scopes``."""
+        claims = self.verify(request_token(authorization, cookies, self.cookie_name))
+        if scopes:
+            claims.require(scopes)
+        return claims
+
+    async def authenticate_async(
+        self,
+        authorization: str | None,
+        cookies: Mapping[str, str] | None = None,
+        *,
+        scopes: Collection[str] = (),
+    ) -> Claims:
+        """``authenticate`` for event loops (see ``verify_async``)."""
+        claims = await self.verify_async(request_token(authorization, cookies, self.cookie_name))
+        if scopes:
+            claims.require(scopes)
+        return claims
+
+    # -- adapters (imported on use: a Flask service needs no Starlette, and the reverse) --
+
+    def require(self, scopes: Collection[str] = ()) -> Callable[..., Awaitable[Claims]]:
+        """A FastAPI dependency returning Claims: ``Depends(guard.require(scopes=["read"]))``.
+
+        Call ``jotkit.guard.asgi.install_error_handler(app)`` once for the JSON error body.
+        """
+        from jotkit.guard.asgi import require
+
+        return require(self, scopes)
+
+    def flask_required(self, scopes: Collection[str] = ()) -> Callable[[_View], _View]:
+        """A Flask view decorator; the Claims are on ``flask.g.claims``."""
+        from jotkit.guard.wsgi import flask_required
+
+        return flask_required(self, scopes)
+
+    def challenge(self, exc: JoseError) -> Challenge:
+        """The HTTP answer to a refusal (status, WWW-Authenticate, JSON body)."""
+        return challenge(exc, realm=self.realm)
