@@ -98,13 +98,17 @@ def test_refresh_without_or_with_unknown_token(server: ServerProcess) -> None:
     assert_error(unknown, 401, "invalid_grant")
 
 
-def test_me_without_credentials_is_401_with_a_bare_challenge(server: ServerProcess) -> None:
-    answer = server.client.get("/me")
-    assert_error(answer, 401, "invalid_token")
+@pytest.mark.parametrize("header", [None, "Basic abc"])
+def test_me_without_bearer_credentials_is_401_with_a_bare_challenge(
+    server: ServerProcess, header: str | None
+) -> None:
+    # RFC 6750 §3.1: no error code in the challenge when the request had no credentials.
+    answer = server.client.get("/me", headers={"Authorization": header} if header else {})
+    assert_error(answer, 401, "missing_token")
     assert answer.headers["www-authenticate"] == 'Bearer realm="jotkit"'
 
 
-@pytest.mark.parametrize("header", ["Basic abc", "Bearer", "Bearer a b", "bearer  x"])
+@pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "bearer  x", "Bearer a,b"])
 def test_me_with_a_malformed_authorization_header_is_400(
     server: ServerProcess, header: str
 ) -> None:

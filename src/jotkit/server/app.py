@@ -19,12 +19,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from jotkit.server.errors import ApiError, error_response
+from jotkit.server.errors import ApiError, JsonResponse, error_response
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
 from jotkit.server.metrics import Metrics
 from jotkit.server.passwords import Passwords
-from jotkit.server.routes import router
+from jotkit.server.routes import GuardRefusal, router
 from jotkit.server.service import AuthService
 from jotkit.server.settings import Settings
 from jotkit.store import Store, StoreError
@@ -117,6 +117,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> Any:
         return error_response(exc.code, exc.description, headers=exc.headers)
+
+    @app.exception_handler(GuardRefusal)
+    async def guard_refusal(_request: Request, exc: GuardRefusal) -> Any:
+        answer = exc.challenge
+        return JsonResponse(
+            dict(answer.body), status_code=answer.status, headers=dict(answer.headers)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Any:

@@ -13,19 +13,21 @@ import base64
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from jotkit.guard import Challenge
+from jotkit.guard.bearer import bearer_token
 from jotkit.jose import JoseError
 from jotkit.server.errors import ApiError, JsonResponse
-from jotkit.server.service import AuthService, TokenPair
+from jotkit.server.service import ACCESS_COOKIE, AuthService, TokenPair
 
-__all__ = ["ACCESS_COOKIE", "CSRF_COOKIE", "REFRESH_COOKIE", "router"]
+__all__ = ["CSRF_COOKIE", "REFRESH_COOKIE", "GuardRefusal", "router"]
 
-ACCESS_COOKIE = "jotkit_access"
 REFRESH_COOKIE = "jotkit_refresh"
 CSRF_COOKIE = "jotkit_csrf"
 _SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
@@ -75,18 +77,12 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer" or not credentials or " " in credentials:
-        raise ApiError(
-            "invalid_request",
-            "Authorization must be 'Bearer <token>' (RFC 6750 §2.1)",
-            headers={"WWW-Authenticate": 'Bearer realm="jotkit", error="invalid_request"'},
-        )
-    return credentials
+def _bearer(request: Request) -> str:
+    """The Bearer credentials of the request, or "" (for the admin token check)."""
+    try:
+        return bearer_token(request.headers.get("authorization"))
+    except JoseError:
+        return ""
 
 
 def _check_csrf(request: Request) -> None:
@@ -96,37 +92,34 @@ def _check_csrf(request: Request) -> None:
         raise ApiError("csrf_failed", "X-CSRF-Token header must match the jotkit_csrf cookie")
 
 
-async def authenticated(request: Request) -> dict[str, Any]:
-    """The verified claims of the request's access token (Bearer, or cookie in cookie mode)."""
+class GuardRefusal(Exception):
+    """The guard refused the request's token; rendered from its challenge (status, headers)."""
+
+    def __init__(self, challenge: Challenge) -> None:
+        """Carry the guard's answer to the app's exception handler."""
+        super().__init__(challenge.body.get("code"))
+        self.challenge = challenge
+
+
+async def authenticated(request: Request) -> Mapping[str, Any]:
+    """The verified claims of the request's access token (Bearer, or cookie in cookie mode).
+
+    The server protects its own endpoints with the same guard a resource server uses.
+    """
     service: AuthService = request.app.state.service  # one dependency less on the hot path
-    token = _bearer(request)
-    if token is None and service.settings.cookie_mode:
-        token = request.cookies.get(ACCESS_COOKIE)
-        if token is not None and request.method not in _SAFE_METHODS:
-            _check_csrf(request)
-    if not token:
-        raise ApiError(
-            "invalid_token",
-            "no access token: send Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": 'Bearer realm="jotkit"'},
-        )
+    headers = request.headers
+    authorization = headers.get("authorization")
+    cookies = request.cookies if service.settings.cookie_mode else None
     try:
-        return service.verify_access_token(token)
+        claims = service.authenticate(authorization, cookies)
     except JoseError as exc:
-        description = f"{exc.code}: {exc}".replace('"', "'")
-        raise ApiError(
-            "invalid_token",
-            description,
-            headers={
-                "WWW-Authenticate": (
-                    f'Bearer realm="jotkit", error="invalid_token", '
-                    f'error_description="{description}"'
-                )
-            },
-        ) from None
+        raise GuardRefusal(service.guard.challenge(exc)) from None
+    if cookies and authorization is None and request.method not in _SAFE_METHODS:
+        _check_csrf(request)
+    return claims.raw
 
 
-Claims = Annotated[dict[str, Any], Depends(authenticated)]
+Claims = Annotated[Mapping[str, Any], Depends(authenticated)]
 
 
 def _token_answer(service: AuthService, pair: TokenPair) -> JsonResponse:
@@ -259,7 +252,7 @@ async def _admin(request: Request, service: Service) -> None:
     settings = service.settings
     if settings.registration == "open":
         return
-    presented = _bearer(request) or ""
+    presented = _bearer(request)
     if not settings.admin_token or not hmac.compare_digest(
         presented.encode(), settings.admin_token.encode()
     ):

@@ -11,10 +11,12 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jotkit.jose import JoseError, Verifier, jwt
+from jotkit.guard import Claims, Guard
+from jotkit.jose import JoseError, jwt
 from jotkit.revocation import Revocation
 from jotkit.server.errors import ApiError
 from jotkit.server.feed import ServerFeed
@@ -24,7 +26,9 @@ from jotkit.server.passwords import MAX_PASSWORD_BYTES, Passwords
 from jotkit.server.settings import Settings
 from jotkit.store import Conflict, Family, Store, User
 
-__all__ = ["AuthService", "TokenPair", "hash_refresh_token"]
+__all__ = ["ACCESS_COOKIE", "AuthService", "TokenPair", "hash_refresh_token"]
+
+ACCESS_COOKIE = "jotkit_access"
 
 audit = logging.getLogger("jotkit.audit")
 
@@ -77,21 +81,25 @@ class AuthService:
         metrics: Metrics,
         passwords: Passwords,
     ) -> None:
-        """Wire the parts; ``verifier`` checks this server's own access tokens."""
+        """Wire the parts; ``guard`` checks this server's own access tokens, as any resource
+        server's guard would (same policy, same revocation set), minus the remote JWKS."""
         self.settings = settings
         self.store = store
         self.keyring = keyring
         self.feed = feed
         self.metrics = metrics
         self.passwords = passwords
-        self.verifier = Verifier(
-            keyring.verification_keys,
+        self.guard = Guard(
             issuer=settings.issuer,
             audience=settings.audiences,
+            keys=keyring.verification_keys,
             typ="at+jwt",
+            revocation=feed.revocations,
+            cookie_name=ACCESS_COOKIE if settings.cookie_mode else None,
+            realm="jotkit",
             require=("exp", "iat", "sub", "jti", "sid"),
-            is_revoked=feed.revocations.is_revoked,
         )
+        self.verifier = self.guard.verifier
 
     def refresh_keys(self) -> None:
         """Re-read the keyring and hand new keys to the verifier (only when they changed)."""
@@ -247,11 +255,11 @@ class AuthService:
 
     # -- sessions and revocation ----------------------------------------------------------
 
-    def logout(self, claims: dict[str, Any]) -> None:
+    def logout(self, claims: Mapping[str, Any]) -> None:
         """Revoke the session of the presented access token."""
         self.revoke_session(claims["sub"], claims["sid"], reason="logout")
 
-    def logout_all(self, claims: dict[str, Any]) -> int:
+    def logout_all(self, claims: Mapping[str, Any]) -> int:
         """Sign out everywhere: every session of the user and a not-before watermark."""
         now = time.time()
         entries = self.store.revoke_user(
@@ -278,11 +286,11 @@ class AuthService:
             self._published([entry])
         _audit(reason, user=user_id, sid=sid)
 
-    def verify_access_token(self, token: str) -> dict[str, Any]:
-        """This server's own check of an access token (signature, claims, revocation)."""
+    def authenticate(self, authorization: str | None, cookies: Mapping[str, str] | None) -> Claims:
+        """The guard's verdict on a request's access token (signature, claims, revocation)."""
         started = time.perf_counter()
         try:
-            return self.verifier.verify(token)
+            return self.guard.authenticate(authorization, cookies)
         except JoseError:
             self.metrics.inc("jotkit_verify_failures_total")
             raise
