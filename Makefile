@@ -27,6 +27,9 @@ test: lint
 
 bench: install
 	$(BIN)/python benchmarks/bench_jose.py
+	$(BIN)/python benchmarks/bench_server.py
+	$(BIN)/python benchmarks/bench_guard.py
+	$(BIN)/python benchmarks/bench_propagation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
