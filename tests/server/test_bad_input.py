@@ -184,3 +184,15 @@ def test_open_registration(tmp_path: Path) -> None:
 def test_a_bad_setting_stops_the_server_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="JOTKIT_HS256_SECRET"):
         start_server(tmp_path, users={}, env={"JOTKIT_ALGORITHM": "HS256"})
+
+
+def test_the_revocation_feed_can_require_a_token(tmp_path: Path) -> None:
+    feed_token = "f" * 40
+    server = start_server(tmp_path, env={"JOTKIT_FEED_TOKEN": feed_token})
+    try:
+        assert_error(server.client.get("/revocations"), 401, "invalid_client")
+        wrong = server.client.get("/revocations", headers=bearer("g" * 40))
+        assert_error(wrong, 401, "invalid_client")
+        assert server.client.get("/revocations", headers=bearer(feed_token)).status_code == 200
+    finally:
+        server.stop()

@@ -359,7 +359,17 @@ async def discovery(service: Service) -> JsonResponse:
     )
 
 
-@router.get("/revocations", tags=["discovery"])
+async def _feed_reader(request: Request, service: Service) -> None:
+    secret = service.settings.feed_token
+    if secret and not hmac.compare_digest(_bearer(request).encode(), secret.encode()):
+        raise ApiError(
+            "invalid_client",
+            "the revocation feed needs the feed token (JOTKIT_FEED_TOKEN) as Bearer",
+            headers={"WWW-Authenticate": 'Bearer realm="jotkit-feed"'},
+        )
+
+
+@router.get("/revocations", tags=["discovery"], dependencies=[Depends(_feed_reader)])
 async def revocations(
     service: Service,
     since: Annotated[int, Query(ge=0)] = 0,

@@ -96,6 +96,9 @@ class Settings:
     introspection_secret: str = field(
         default="", metadata={"doc": "Bearer secret resource servers use for /introspect"}
     )
+    feed_token: str = field(
+        default="", metadata={"doc": "Bearer secret GET /revocations requires (unset: open)"}
+    )
     cookie_mode: bool = field(
         default=False, metadata={"doc": "also issue tokens as HttpOnly cookies, with CSRF"}
     )
@@ -146,7 +149,7 @@ def _check(settings: Settings) -> None:
         )
     if settings.hs256 and len(settings.hs256_secret.encode()) < 32:
         raise ConfigError("HS256 mode needs JOTKIT_HS256_SECRET of at least 32 bytes")
-    for name in ("master_key", "admin_token", "introspection_secret"):
+    for name in ("master_key", "admin_token", "introspection_secret", "feed_token"):
         value = getattr(settings, name)
         if value and len(value.encode()) < 32:
             raise ConfigError(f"JOTKIT_{name.upper()} must be at least 32 bytes")
