@@ -19,12 +19,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from jotkit.server import oauth, operations, routes
+from jotkit.server.dependencies import GuardRefusal
 from jotkit.server.errors import ApiError, JsonResponse, error_response
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
 from jotkit.server.metrics import Metrics
 from jotkit.server.passwords import Passwords
-from jotkit.server.routes import GuardRefusal, router
 from jotkit.server.service import AuthService
 from jotkit.server.settings import Settings
 from jotkit.store import Store, StoreError
@@ -107,7 +108,9 @@ def create_app(settings: Settings, *, service: AuthService | None = None) -> Fas
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.include_router(router)
+    app.include_router(routes.router)
+    app.include_router(oauth.router)
+    app.include_router(operations.router)
     _install_error_handlers(app)
     _mount_web(app)
     return app

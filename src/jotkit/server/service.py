@@ -1,6 +1,7 @@
 """What the auth server does, apart from HTTP: login, refresh rotation, logout, revocation.
 
-Routes (server/routes.py) translate requests into these calls and ``ApiError`` into answers.
+Routes (server/routes.py, oauth.py, operations.py) translate requests into these calls and
+``ApiError`` into answers.
 Every change reaches the store first (durable, in one transaction), then the feed.
 """
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from jotkit.store.store import (
-    Conflict,
-    Family,
-    KeyRecord,
-    Rotation,
-    Store,
-    StoreError,
-    User,
-)
+from jotkit.store.engine import Conflict, StoreError
+from jotkit.store.keys import KeyRecord
+from jotkit.store.sessions import Family, Rotation
+from jotkit.store.store import Store
+from jotkit.store.users import User
 
 __all__ = ["Conflict", "Family", "KeyRecord", "Rotation", "Store", "StoreError", "User"]

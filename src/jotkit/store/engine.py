@@ -1,0 +1,134 @@
+"""The store's connection plumbing: engine, transactions, migrations, errors.
+
+One SQLAlchemy engine over SQLite (the embedded default) or PostgreSQL. Every multi-row change
+runs in one transaction (``_write``), so a failure leaves nothing half-written. On SQLite,
+writers of one process are serialized by a lock (SQLite allows one writer at a time anyway;
+the lock turns "database is locked" into waiting).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+__all__ = ["Conflict", "Database", "StoreError"]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreError(RuntimeError):
+    """The database is unreachable or refused an operation; nothing was written."""
+
+    code = "ERR_STORE"
+
+
+class Conflict(StoreError):
+    """The row already exists (a user with that email...)."""
+
+    code = "ERR_CONFLICT"
+
+
+class Database:
+    """An open database: the engine, its transactions and its schema version.
+
+    The concern classes of the store (users, sessions, revocations, keys, throttling) build
+    on it; ``Store`` combines them.
+    """
+
+    def __init__(self, url: str) -> None:
+        """Open (not migrate) the database at ``url``: sqlite:///path or postgresql://..."""
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "postgresql" and parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        options: dict[str, Any] = {"future": True}
+        if self.dialect == "sqlite":
+            path = parsed.database
+            if path and path != ":memory:":
+                _create_private_file(Path(path))
+            options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: Engine = create_engine(parsed, **options)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self._write_lock, self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query (for /readyz)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self._write_lock, self.engine.begin() as connection:
+                yield connection
+        except IntegrityError as exc:
+            raise Conflict("already exists") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error ({type(exc).__name__})") from exc
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error ({type(exc).__name__})") from exc
+
+
+def from_row(cls: Any, row: Any) -> Any:
+    """A record (``User``, ``Family``...) built from a row whose columns are its fields."""
+    return cls(**row._mapping)
+
+
+def as_values(record: Any) -> dict[str, Any]:
+    """A record's fields as column values for an INSERT."""
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+def _create_private_file(path: Path) -> None:
+    # The embedded store holds password hashes and (maybe unencrypted) private keys:
+    # owner-only from the first byte, not chmod-ed after the fact.
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer; NORMAL sync is durable across process crashes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,281 @@
+"""Sessions: refresh families, their rotating refresh tokens, and revoking them.
+
+A family is one login on one device; its id is the ``sid`` of every access token it yields.
+Revoking a family (or all of a user's) writes the matching feed entries in the same
+transaction, so a revoked session is never missing from the feed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
+
+from jotkit.revocation import Revocation
+from jotkit.store.engine import Database, as_values, from_row
+from jotkit.store.revocations import insert_revocations
+from jotkit.store.schema import families, refresh_tokens, users
+from jotkit.store.users import User
+
+__all__ = ["Family", "Outcome", "Rotation", "SessionStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One session (refresh family); its id is the ``sid`` of the access tokens it yields."""
+
+    id: str
+    user_id: str
+    created_at: float
+    last_used_at: float
+    expires_at: float
+    revoked_at: float | None
+    revoked_reason: str | None
+    user_agent: str
+    client_address: str
+
+
+Outcome = Literal["ok", "unknown", "expired", "revoked", "reused", "grace", "disabled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What presenting a refresh token did: ``outcome`` and, when known, who and which session.
+
+    ``revocation`` is the feed entry written when the outcome revoked the family.
+    """
+
+    outcome: Outcome
+    family: Family | None = None
+    user: User | None = None
+    revocation: Revocation | None = None
+
+
+# The refresh path's statements, built once: constructing a SQLAlchemy statement per call
+# cost more than running it (benchmarks/bench_server.py, refresh/s).
+_FIND_REFRESH_TOKEN = (
+    select(refresh_tokens, families, users)
+    .join(families, refresh_tokens.c.family_id == families.c.id)
+    .join(users, families.c.user_id == users.c.id)
+    .where(refresh_tokens.c.token_hash == bindparam("token_hash"))
+)
+_SPEND_REFRESH_TOKEN = (
+    update(refresh_tokens)
+    .where(
+        and_(
+            refresh_tokens.c.token_hash == bindparam("spent_hash"),
+            refresh_tokens.c.spent_at.is_(None),
+        )
+    )
+    .values(spent_at=bindparam("spent_now"))
+)
+_INSERT_REFRESH_TOKEN = insert(refresh_tokens).values(
+    token_hash=bindparam("new_hash"),
+    family_id=bindparam("new_family_id"),
+    issued_at=bindparam("new_issued_at"),
+    expires_at=bindparam("new_expires_at"),
+    spent_at=None,
+)
+_TOUCH_FAMILY = (
+    update(families)
+    .where(families.c.id == bindparam("touched_id"))
+    .values(last_used_at=bindparam("touched_at"))
+)
+
+
+class SessionStore(Database):
+    """The sessions part of ``Store``."""
+
+    def create_family(
+        self,
+        user: User,
+        *,
+        token_hash: str,
+        now: float,
+        idle_ttl: float,
+        absolute_ttl: float,
+        user_agent: str = "",
+        client_address: str = "",
+    ) -> Family:
+        """Start a session with its first refresh token (stored as its hash only)."""
+        family = Family(
+            uuid.uuid4().hex,
+            user.id,
+            now,
+            now,
+            now + absolute_ttl,
+            None,
+            None,
+            user_agent[:256],
+            client_address[:64],
+        )
+        with self._write() as connection:
+            connection.execute(insert(families).values(**as_values(family)))
+            connection.execute(
+                insert(refresh_tokens).values(
+                    token_hash=token_hash,
+                    family_id=family.id,
+                    issued_at=now,
+                    expires_at=min(now + idle_ttl, family.expires_at),
+                    spent_at=None,
+                )
+            )
+        return family
+
+    def rotate(
+        self,
+        token_hash: str,
+        new_token_hash: str,
+        *,
+        now: float,
+        idle_ttl: float,
+        grace: float,
+        forget_after: float,
+    ) -> Rotation:
+        """Spend a refresh token and store its successor, atomically.
+
+        A token spent before (outside ``grace``) is theft: its family is revoked and a ``sid``
+        revocation entry (forgotten after ``forget_after``) is written with it. Of two
+        concurrent rotations of one token exactly one gets ``ok``.
+        """
+        with self._write() as connection:
+            found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
+            if found is None:
+                return Rotation("unknown")
+            family, user = _family_and_user(found)
+            if family.revoked_at is not None:
+                return Rotation("revoked", family, user)
+            spent_at = found._mapping[refresh_tokens.c.spent_at]
+            if spent_at is not None:
+                if now - spent_at <= grace:
+                    return Rotation("grace", family, user)
+                entry = self._revoke_family(connection, family.id, "reuse", now, forget_after)
+                return Rotation("reused", family, user, entry)
+            if user.disabled:
+                entry = self._revoke_family(connection, family.id, "disabled", now, forget_after)
+                return Rotation("disabled", family, user, entry)
+            if found._mapping[refresh_tokens.c.expires_at] <= now or family.expires_at <= now:
+                return Rotation("expired", family, user)
+            # The WHERE spent_at IS NULL makes the spend atomic: on PostgreSQL a concurrent
+            # rotation waits on the row lock, then matches nothing.
+            spent = connection.execute(
+                _SPEND_REFRESH_TOKEN, {"spent_hash": token_hash, "spent_now": now}
+            )
+            if spent.rowcount != 1:
+                entry = self._revoke_family(connection, family.id, "reuse", now, forget_after)
+                return Rotation("reused", family, user, entry)
+            connection.execute(
+                _INSERT_REFRESH_TOKEN,
+                {
+                    "new_hash": new_token_hash,
+                    "new_family_id": family.id,
+                    "new_issued_at": now,
+                    "new_expires_at": min(now + idle_ttl, family.expires_at),
+                },
+            )
+            connection.execute(_TOUCH_FAMILY, {"touched_id": family.id, "touched_at": now})
+        return Rotation("ok", family, user)
+
+    def find_refresh_token(
+        self, token_hash: str
+    ) -> tuple[Family, User, float, float | None] | None:
+        """(family, user, expires_at, spent_at) for a refresh token hash, or None."""
+        with self._read() as connection:
+            found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
+        if found is None:
+            return None
+        family, user = _family_and_user(found)
+        mapping = found._mapping
+        return (
+            family,
+            user,
+            mapping[refresh_tokens.c.expires_at],
+            mapping[refresh_tokens.c.spent_at],
+        )
+
+    def family(self, sid: str) -> Family | None:
+        """The session with that id, or None."""
+        with self._read() as connection:
+            row = connection.execute(select(families).where(families.c.id == sid)).first()
+        return None if row is None else from_row(Family, row)
+
+    def sessions(self, user_id: str, *, now: float) -> list[Family]:
+        """The user's live sessions (not revoked, not past their absolute lifetime)."""
+        with self._read() as connection:
+            rows = connection.execute(
+                select(families)
+                .where(
+                    and_(
+                        families.c.user_id == user_id,
+                        families.c.revoked_at.is_(None),
+                        families.c.expires_at > now,
+                    )
+                )
+                .order_by(families.c.created_at)
+            ).all()
+        return [from_row(Family, row) for row in rows]
+
+    def revoke_family(
+        self, sid: str, *, reason: str, now: float, forget_after: float
+    ) -> Revocation | None:
+        """Revoke one session and write its ``sid`` entry; None if unknown or already revoked."""
+        with self._write() as connection:
+            return self._revoke_family(connection, sid, reason, now, forget_after)
+
+    def _revoke_family(
+        self, connection: Connection, sid: str, reason: str, now: float, forget_after: float
+    ) -> Revocation | None:
+        revoked = connection.execute(
+            update(families)
+            .where(and_(families.c.id == sid, families.c.revoked_at.is_(None)))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        if revoked.rowcount != 1:
+            return None
+        return insert_revocations(connection, [Revocation("sid", sid, forget_after)], now)[0]
+
+    def revoke_user(
+        self, user_id: str, *, reason: str, now: float, forget_after: float
+    ) -> list[Revocation]:
+        """Sign out everywhere: revoke every live session and raise the user's watermark.
+
+        The watermark is a whole second (``iat`` is one): tokens issued earlier are dead;
+        the ``sid`` entries cover those issued within the current second.
+        """
+        watermark = float(int(now))
+        with self._write() as connection:
+            live = connection.execute(
+                select(families.c.id).where(
+                    and_(families.c.user_id == user_id, families.c.revoked_at.is_(None))
+                )
+            ).all()
+            connection.execute(
+                update(families)
+                .where(and_(families.c.user_id == user_id, families.c.revoked_at.is_(None)))
+                .values(revoked_at=now, revoked_reason=reason)
+            )
+            connection.execute(
+                update(users).where(users.c.id == user_id).values(not_before=watermark)
+            )
+            entries = [Revocation("sid", row.id, forget_after) for row in live]
+            entries.append(Revocation("sub", user_id, forget_after, watermark))
+            return insert_revocations(connection, entries, now)
+
+
+def _family_and_user(found: Any) -> tuple[Family, User]:
+    mapping = found._mapping
+    family = Family(
+        id=mapping[families.c.id],
+        user_id=mapping[families.c.user_id],
+        created_at=mapping[families.c.created_at],
+        last_used_at=mapping[families.c.last_used_at],
+        expires_at=mapping[families.c.expires_at],
+        revoked_at=mapping[families.c.revoked_at],
+        revoked_reason=mapping[families.c.revoked_reason],
+        user_agent=mapping[families.c.user_agent],
+        client_address=mapping[families.c.client_address],
+    )
+    user = User(**{column.name: mapping[column] for column in users.c})
+    return family, user
