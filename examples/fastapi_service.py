@@ -2,12 +2,15 @@
 
 It trusts the auth server at JOTKIT_ISSUER (default http://127.0.0.1:8000): keys by discovery
 (/.well-known/openid-configuration -> jwks_uri), audience "jotkit", and the server's
-revocation feed (GET /revocations) so a logout is refused here within a second or so.
+revocation feed, so a logout is refused here within a second or so. The feed comes over Redis
+when JOTKIT_REDIS_URL is set (the same Redis ``jotkit serve`` publishes to), otherwise from the
+server's HTTP long-poll (GET /revocations).
 
 Run it (with ``jotkit serve`` running), from the repository root:
 
     .venv/bin/uvicorn --app-dir examples fastapi_service:app --port 8001
 
+(prefix it with ``JOTKIT_REDIS_URL=redis://127.0.0.1:6379/0`` when the server publishes there),
 then ``curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8001/me``.
 """
 
@@ -21,28 +24,27 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 
-from jotkit.guard import Claims, Guard, JWKSUnavailable
+from jotkit.guard import Claims, Feed, Guard, JWKSUnavailable
 from jotkit.guard.asgi import install_error_handler
 from jotkit.revocation import RevocationSet
+from jotkit.revocation.http import HttpFeedSubscriber
 
 ISSUER = os.environ.get("JOTKIT_ISSUER", "http://127.0.0.1:8000")
+REDIS_URL = os.environ.get("JOTKIT_REDIS_URL", "")
 logger = logging.getLogger("fastapi_service")
 
 # Fail closed: once the feed has been silent for a minute, tokens are refused (503) because a
 # revocation might have been missed. The feed's heartbeats keep it fresh when all is well.
 revocations = RevocationSet(max_staleness_seconds=60)
-try:
-    from jotkit.revocation.http import HttpFeedSubscriber
+feed: Feed
+if REDIS_URL:
+    # Imported here: redis-py (the "redis" extra) is only needed when Redis carries the feed.
+    from jotkit.revocation.redis import RedisSubscriber
 
-    feed: HttpFeedSubscriber | None = HttpFeedSubscriber(ISSUER, revocations)
-except ImportError:  # a jotkit without the HTTP feed: verify signatures and claims only
-    feed = None
-guard = Guard(
-    issuer=ISSUER,
-    audience="jotkit",
-    revocation=revocations if feed is not None else None,
-    feed=feed,
-)
+    feed = RedisSubscriber(REDIS_URL, revocations)
+else:
+    feed = HttpFeedSubscriber(ISSUER, revocations)
+guard = Guard(issuer=ISSUER, audience="jotkit", revocation=revocations, feed=feed)
 
 
 @asynccontextmanager

@@ -1,12 +1,15 @@
 """A Flask service whose views are protected by the jotkit guard.
 
 It trusts the auth server at JOTKIT_ISSUER (default http://127.0.0.1:8000): keys by discovery,
-audience "jotkit", and the server's revocation feed (GET /revocations).
+audience "jotkit", and the server's revocation feed: over Redis when JOTKIT_REDIS_URL is set
+(the Redis ``jotkit serve`` publishes to), otherwise the server's HTTP long-poll
+(GET /revocations).
 
 Run it (with ``jotkit serve`` running), from the repository root:
 
     .venv/bin/flask --app examples/flask_service run --port 8002
 
+(prefix it with ``JOTKIT_REDIS_URL=redis://127.0.0.1:6379/0`` when the server publishes there),
 then ``curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8002/me``.
 """
 
@@ -18,26 +21,25 @@ from typing import Any
 
 from flask import Flask, g
 
-from jotkit.guard import Guard, JWKSUnavailable
+from jotkit.guard import Feed, Guard, JWKSUnavailable
 from jotkit.revocation import RevocationSet
+from jotkit.revocation.http import HttpFeedSubscriber
 
 ISSUER = os.environ.get("JOTKIT_ISSUER", "http://127.0.0.1:8000")
+REDIS_URL = os.environ.get("JOTKIT_REDIS_URL", "")
 logger = logging.getLogger("flask_service")
 
 # Fail closed after a minute without hearing from the feed (see docs/guard.md).
 revocations = RevocationSet(max_staleness_seconds=60)
-try:
-    from jotkit.revocation.http import HttpFeedSubscriber
+feed: Feed
+if REDIS_URL:
+    # Imported here: redis-py (the "redis" extra) is only needed when Redis carries the feed.
+    from jotkit.revocation.redis import RedisSubscriber
 
-    feed: HttpFeedSubscriber | None = HttpFeedSubscriber(ISSUER, revocations)
-except ImportError:  # a jotkit without the HTTP feed: verify signatures and claims only
-    feed = None
-guard = Guard(
-    issuer=ISSUER,
-    audience="jotkit",
-    revocation=revocations if feed is not None else None,
-    feed=feed,
-)
+    feed = RedisSubscriber(REDIS_URL, revocations)
+else:
+    feed = HttpFeedSubscriber(ISSUER, revocations)
+guard = Guard(issuer=ISSUER, audience="jotkit", revocation=revocations, feed=feed)
 try:
     guard.start()  # the feed runs in a daemon thread for the life of the process
 except JWKSUnavailable as exc:  # the first request will try again

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from servers import ServerProcess, start_server
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip (with the reason) when a service is down; under CI=true, fail instead."""
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-    except OSError:
-        reason = f"{name} is not reachable at {host}:{port}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}, and CI=true requires it")
-        pytest.skip(reason)
-
+from servers import ServerProcess, require_service, start_server
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

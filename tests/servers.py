@@ -7,6 +7,7 @@ subprocess, waits for /readyz and returns a ``ServerProcess``; ``stop()`` ends i
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,11 +19,30 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import redis
 
 JOTKIT = str(Path(sys.executable).with_name("jotkit"))
 # Cheap argon2 for tests (the production default is 64 MiB, t=3); the algorithm is the same.
 FAST_ARGON2 = {"JOTKIT_ARGON2_MEMORY_KIB": "8192", "JOTKIT_ARGON2_TIME_COST": "1"}
 DEFAULT_USERS = {"alice@example.com": "correct horse battery"}
+# A deadline for things that must happen, not a speed requirement: generous on a busy machine.
+DEADLINE_SECONDS = 30.0
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with ``reason``; under CI=true fail instead (CI must not pass by skipping)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: not skipping)")
+    pytest.skip(reason)
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (or fail under CI=true) when a service does not answer at host:port."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        skip_or_fail(f"{name} is not reachable at {host}:{port}")
 
 
 def free_port() -> int:
@@ -126,3 +146,62 @@ def start_server(
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"jotkit serve did not become ready: {server.log()}")
+
+
+class PrivateRedis:
+    """A redis-server process owned by one test: start, kill, start again on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        if shutil.which("redis-server") is None:
+            skip_or_fail("redis-server binary not found (Debian: apt-get install redis-server)")
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start an empty server (no RDB, no AOF) and wait until it answers PING."""
+        log = open(self.directory / f"redis-{self.port}.log", "ab")  # noqa: SIM115 - child owns it
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--dir", str(self.directory),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"redis-server on port {self.port} exited: {self.log()}")
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"redis-server on port {self.port} never answered: {self.log()}")
+                time.sleep(0.02)
+        client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: everything in memory is gone, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+        self.process = None
+
+    def client(self) -> redis.Redis:
+        """A plain redis-py client on this server."""
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
+    def log(self) -> str:
+        """The server's own log."""
+        path = self.directory / f"redis-{self.port}.log"
+        return path.read_text(errors="replace") if path.exists() else ""

@@ -13,7 +13,6 @@ from jotkit.jose import Key
 from jotkit.jose.claims import PERSONAL_CLAIM_NAMES, SECRET_CLAIM_NAMES
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 
-NOW = int(time.time())
 HEADER = {"alg": "ES256", "typ": "JWT"}
 
 
@@ -45,7 +44,8 @@ def test_decode_says_plainly_that_nothing_was_verified(es256_key: Key) -> None:
 
 
 def test_decode_does_not_check_the_signature(es256_key: Key) -> None:
-    token = forge(HEADER, {"sub": "mallory", "exp": NOW + 60})
+    now = int(time.time())
+    token = forge(HEADER, {"sub": "mallory", "exp": now + 60})
     result = invoke("token", "decode", token)
     assert result.exit_code == 0
     assert '"sub": "mallory"' in result.stdout
@@ -66,39 +66,45 @@ def test_decode_accepts_an_authorization_header_value(es256_key: Key) -> None:
 
 
 def test_decode_shows_exp_as_an_iso_date_and_expires_in(es256_key: Key) -> None:
-    exp = NOW + 12 * 60 + 20  # 20 s of slack: the text must not depend on how fast we run
+    now = int(time.time())
+    exp = now + 12 * 60 + 20  # 20 s of slack: the text must not depend on how fast we run
     result = invoke("token", "decode", forge(HEADER, {"exp": exp}))
     iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))
     assert f'"exp": {exp}  // {iso}, expires in 12 min' in result.stdout
 
 
 def test_decode_shows_an_expired_token_as_expired_hours_ago() -> None:
-    result = invoke("token", "decode", forge(HEADER, {"exp": NOW - 3 * 3600 - 60}))
+    now = int(time.time())
+    result = invoke("token", "decode", forge(HEADER, {"exp": now - 3 * 3600 - 60}))
     assert "expired 3 h ago" in result.stdout
 
 
 def test_decode_shows_iat_as_issued_minutes_ago() -> None:
-    result = invoke("token", "decode", forge(HEADER, {"iat": NOW - 5 * 60 - 10, "exp": NOW + 60}))
+    now = int(time.time())
+    result = invoke("token", "decode", forge(HEADER, {"iat": now - 5 * 60 - 10, "exp": now + 60}))
     assert "issued 5 min ago" in result.stdout
 
 
 def test_decode_shows_nbf_and_auth_time() -> None:
-    token = forge(HEADER, {"nbf": NOW + 2 * 86400 + 600, "auth_time": NOW - 3 * 86400 - 600})
+    now = int(time.time())
+    token = forge(HEADER, {"nbf": now + 2 * 86400 + 600, "auth_time": now - 3 * 86400 - 600})
     result = invoke("token", "decode", token)
     assert "not valid for another 2 days" in result.stdout
     assert "authenticated 3 days ago" in result.stdout
 
 
 def test_decode_json_gives_times_as_iso_and_relative() -> None:
-    exp = NOW + 12 * 60 + 20
-    times = decode_json(forge(HEADER, {"exp": exp, "iat": NOW - 30}))["times"]
+    now = int(time.time())
+    exp = now + 12 * 60 + 20
+    times = decode_json(forge(HEADER, {"exp": exp, "iat": now - 30}))["times"]
     assert times["exp"]["iso"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))
     assert times["exp"]["relative"] == "expires in 12 min"
-    assert times["iat"]["value"] == NOW - 30
+    assert times["iat"]["value"] == now - 30
 
 
 def test_decode_warns_alg_none_and_calls_the_token_unsigned() -> None:
-    token = forge({"alg": "none"}, {"sub": "x", "exp": NOW + 60}, signature="")
+    now = int(time.time())
+    token = forge({"alg": "none"}, {"sub": "x", "exp": now + 60}, signature="")
     assert "WARN_ALG_NONE" in warning_codes(token)
     result = invoke("token", "decode", token)
     assert 'warning: WARN_ALG_NONE: alg is "none": the token is unsigned' in result.stdout
@@ -124,13 +130,15 @@ def test_decode_does_not_warn_about_a_lifetime_of_one_hour(es256_key: Key) -> No
 
 
 def test_decode_measures_the_lifetime_from_now_without_iat() -> None:
-    codes = warning_codes(forge(HEADER, {"exp": NOW + 3 * 3600}))
+    now = int(time.time())
+    codes = warning_codes(forge(HEADER, {"exp": now + 3 * 3600}))
     assert codes == ["WARN_LONG_LIFETIME"]
 
 
 @pytest.mark.parametrize("name", sorted(SECRET_CLAIM_NAMES))
 def test_decode_warns_about_claims_that_look_secret(name: str) -> None:
-    token = forge(HEADER, {"sub": "x", "exp": NOW + 60, name: "value"})
+    now = int(time.time())
+    token = forge(HEADER, {"sub": "x", "exp": now + 60, name: "value"})
     document = decode_json(token)
     assert document["warnings"] == [
         {
@@ -143,7 +151,8 @@ def test_decode_warns_about_claims_that_look_secret(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PERSONAL_CLAIM_NAMES))
 def test_decode_warns_about_claims_that_look_personal(name: str) -> None:
-    token = forge(HEADER, {"sub": "x", "exp": NOW + 60, name: "value"})
+    now = int(time.time())
+    token = forge(HEADER, {"sub": "x", "exp": now + 60, name: "value"})
     assert warning_codes(token) == ["WARN_PERSONAL_CLAIM"]
     assert f'WARN_PERSONAL_CLAIM: claims that look like personal data: "{name}"' in (
         invoke("token", "decode", token).stdout
@@ -151,13 +160,15 @@ def test_decode_warns_about_claims_that_look_personal(name: str) -> None:
 
 
 def test_decode_matches_sensitive_names_like_jwt_sign_does() -> None:
-    token = forge(HEADER, {"exp": NOW + 60, "API-Key": "k", "Phone_Number": "1"})
+    now = int(time.time())
+    token = forge(HEADER, {"exp": now + 60, "API-Key": "k", "Phone_Number": "1"})
     assert warning_codes(token) == ["WARN_SECRET_CLAIM", "WARN_PERSONAL_CLAIM"]
 
 
 @pytest.mark.parametrize("member", ["jku", "x5u", "jwk", "x5c"])
 def test_decode_warns_about_headers_that_name_or_carry_a_key(member: str) -> None:
-    token = forge({**HEADER, member: "https://attacker.example/key"}, {"exp": NOW + 60})
+    now = int(time.time())
+    token = forge({**HEADER, member: "https://attacker.example/key"}, {"exp": now + 60})
     assert warning_codes(token) == ["WARN_KEY_HEADER"]
     result = invoke("token", "decode", token)
     assert f'warning: WARN_KEY_HEADER: the header carries "{member}"' in result.stdout
@@ -169,12 +180,14 @@ def test_decode_warns_about_a_time_claim_that_is_not_a_number() -> None:
 
 
 def test_decode_warns_about_a_token_over_the_verifier_size_cap() -> None:
-    token = forge(HEADER, {"exp": NOW + 60, "pad": "x" * DEFAULT_MAX_TOKEN_BYTES})
+    now = int(time.time())
+    token = forge(HEADER, {"exp": now + 60, "pad": "x" * DEFAULT_MAX_TOKEN_BYTES})
     assert warning_codes(token) == ["WARN_TOKEN_TOO_LARGE"]
 
 
 def test_decode_escapes_terminal_control_characters_from_the_token() -> None:
-    token = forge(HEADER, {"exp": NOW + 60, "name": "\x1b[2J\x9b31m\u202eevil"})
+    now = int(time.time())
+    token = forge(HEADER, {"exp": now + 60, "name": "\x1b[2J\x9b31m\u202eevil"})
     result = invoke("token", "decode", "--color", token)
     assert "\x1b[2J" not in result.stdout
     assert "\x9b" not in result.stdout

@@ -38,7 +38,9 @@ def feed_clock() -> Monotonic:
 
 @pytest.fixture(scope="module")
 def revocations(feed_clock: Monotonic) -> RevocationSet:
-    return RevocationSet(max_staleness_seconds=60, monotonic=feed_clock)
+    revocations = RevocationSet(max_staleness_seconds=60, monotonic=feed_clock)
+    revocations.heard()  # as its feed would after the first catch-up
+    return revocations
 
 
 @pytest.fixture(scope="module")

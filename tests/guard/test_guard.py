@@ -202,9 +202,21 @@ def test_user_watermark_refuses_older_tokens_only(key: Key) -> None:
     assert guard.verify(make_token(key, iat=now)).sub == "user-1"
 
 
+def test_a_feed_not_loaded_yet_fails_closed(key: Key) -> None:
+    # A restarted verifier must not accept tokens revoked while it was down.
+    revocations = RevocationSet(max_staleness_seconds=30)
+    guard = make_guard(key, revocation=revocations)
+    with pytest.raises(FeedStale, match="not loaded yet") as info:
+        guard.verify(make_token(key))
+    assert guard.challenge(info.value).status == 503
+    revocations.heard()  # what a transport does once its first catch-up is applied
+    assert guard.verify(make_token(key)).sub == "user-1"
+
+
 def test_stale_feed_fails_closed_by_default(key: Key) -> None:
     monotonic = Clock(1000.0)
     revocations = RevocationSet(max_staleness_seconds=30, monotonic=monotonic)
+    revocations.heard()
     guard = make_guard(key, revocation=revocations)
     token = make_token(key)
     guard.verify(token)

@@ -1,25 +1,20 @@
-"""Real parts for the revocation transport tests: private redis-server processes, a feed app.
+"""Real parts for the revocation transport tests: a scripted feed server, clocks, polling.
 
-``PrivateRedis`` is a redis-server this test owns (free port, no persistence), so it can be
-killed and restarted without touching the shared one on 6379. ``FeedStub`` is a small real
-Starlette app served by uvicorn that speaks the auth server's ``GET /revocations`` protocol.
+``PrivateRedis`` (tests/servers.py) is a redis-server this test owns, so it can be killed and
+restarted without touching the shared one on 6379. ``ScriptedFeedServer`` is a small real
+Starlette app served by uvicorn that speaks the auth server's ``GET /revocations`` protocol
+and can be told to misbehave (errors, malformed bodies) as the real server never does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,24 +23,9 @@ from starlette.routing import Route
 
 from jotkit.jose.errors import JoseError
 from jotkit.revocation import Revocation, RevocationSet
+from servers import DEADLINE_SECONDS, free_port
 
 SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
-# A deadline for things that must happen, not a speed requirement: generous on a busy machine.
-DEADLINE_SECONDS = 30.0
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail under CI=true: a CI run without Redis must not pass by skipping."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: not skipping)")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = DEADLINE_SECONDS) -> None:
@@ -71,7 +51,7 @@ def entry(kind: str, value: str, cursor: int, *, not_before: float = 0) -> Revoc
     return Revocation(kind, value, time.time() + 3600, not_before, cursor)  # type: ignore[arg-type]
 
 
-class FakeMonotonic:
+class ManualClock:
     """A monotonic clock the test moves by hand, so staleness needs no real waiting."""
 
     def __init__(self) -> None:
@@ -84,66 +64,7 @@ class FakeMonotonic:
         self.now += seconds
 
 
-class PrivateRedis:
-    """A redis-server process owned by one test: start, kill, start again on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        if shutil.which("redis-server") is None:
-            unavailable("redis-server binary not found (Debian: apt-get install redis-server)")
-        self.directory = directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start an empty server (no RDB, no AOF) and wait until it answers PING."""
-        log = open(self.directory / f"redis-{self.port}.log", "ab")  # noqa: SIM115 - child owns it
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "no",
-                "--dir", str(self.directory),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"redis-server on port {self.port} exited: {self.log()}")
-            try:
-                if client.ping():
-                    break
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"redis-server on port {self.port} never answered: {self.log()}")
-                time.sleep(0.02)
-        client.close()
-
-    def kill(self) -> None:
-        """SIGKILL: everything in memory is gone, as in a crash."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(30)
-        self.process = None
-
-    def client(self) -> redis.Redis:
-        """A plain redis-py client on this server."""
-        return redis.Redis.from_url(self.url, socket_timeout=5)
-
-    def log(self) -> str:
-        """The server's own log."""
-        path = self.directory / f"redis-{self.port}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-
-class FeedStub:
+class ScriptedFeedServer:
     """A real HTTP server speaking the revocation feed protocol, fed by the test.
 
     ``add()`` stores entries with the next cursor; ``status`` / ``body`` make it answer

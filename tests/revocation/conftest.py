@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from _revocation_helpers import SHARED_REDIS_URL, FeedStub, PrivateRedis, unavailable
+from _revocation_helpers import SHARED_REDIS_URL, ScriptedFeedServer
+
+from servers import PrivateRedis, skip_or_fail
 
 
 @pytest.fixture
@@ -18,7 +20,7 @@ def redis_url() -> str:
     try:
         client.ping()
     except redis.RedisError as error:
-        unavailable(f"no Redis answering on 127.0.0.1:6379 ({error})")
+        skip_or_fail(f"no Redis answering on 127.0.0.1:6379 ({error})")
     finally:
         client.close()
     return SHARED_REDIS_URL
@@ -48,9 +50,9 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 @pytest.fixture
-def feed_stub() -> Iterator[FeedStub]:
+def scripted_feed() -> Iterator[ScriptedFeedServer]:
     """A real HTTP server speaking the feed protocol, fed by the test."""
-    stub = FeedStub()
+    stub = ScriptedFeedServer()
     stub.start()
     try:
         yield stub

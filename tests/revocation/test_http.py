@@ -6,58 +6,63 @@ import threading
 import time
 
 import pytest
-from _revocation_helpers import FakeMonotonic, FeedStub, free_port, verdict, wait_for
+from _revocation_helpers import ManualClock, ScriptedFeedServer, verdict, wait_for
 
 from jotkit.revocation import RevocationSet
 from jotkit.revocation.http import FeedError, HttpFeedSubscriber
+from servers import free_port
 
 REVOKED = "ERR_JWT_REVOKED"
 STALE = "ERR_REVOCATION_FEED_STALE"
 
 
-def test_poll_once_applies_entries_and_resumes_from_the_cursor(feed_stub: FeedStub) -> None:
+def test_poll_once_applies_entries_and_resumes_from_the_cursor(
+    scripted_feed: ScriptedFeedServer,
+) -> None:
     now = time.time()
-    feed_stub.add("jti", "t1")
-    feed_stub.add("sid", "s1")
-    feed_stub.add("sub", "alice", not_before=now)
+    scripted_feed.add("jti", "t1")
+    scripted_feed.add("sid", "s1")
+    scripted_feed.add("sub", "alice", not_before=now)
     revocations = RevocationSet()
-    feed = HttpFeedSubscriber(feed_stub.url, revocations, wait_seconds=0)
+    feed = HttpFeedSubscriber(scripted_feed.url, revocations, wait_seconds=0)
     assert feed.poll_once() == 3
     assert feed.cursor == 3
     assert verdict(revocations, {"jti": "t1"}) == REVOKED
     assert verdict(revocations, {"sid": "s1"}) == REVOKED
     assert verdict(revocations, {"sub": "alice", "iat": now - 10}) == REVOKED
     assert verdict(revocations, {"sub": "alice", "iat": now + 10}) == "accepted"
-    feed_stub.add("jti", "t2")
+    scripted_feed.add("jti", "t2")
     assert feed.poll_once() == 1
-    assert feed_stub.requests[-1]["since"] == "3"
+    assert scripted_feed.requests[-1]["since"] == "3"
     assert verdict(revocations, {"jti": "t2"}) == REVOKED
     feed.close()
 
 
-def test_a_held_poll_returns_the_entry_that_arrives_during_the_hold(feed_stub: FeedStub) -> None:
+def test_a_held_poll_returns_the_entry_that_arrives_during_the_hold(
+    scripted_feed: ScriptedFeedServer,
+) -> None:
     revocations = RevocationSet()
-    feed = HttpFeedSubscriber(feed_stub.url, revocations, wait_seconds=30)
-    feed_stub.add("jti", "old")
+    feed = HttpFeedSubscriber(scripted_feed.url, revocations, wait_seconds=30)
+    scripted_feed.add("jti", "old")
     assert feed.poll_once(0) == 1
 
     def revoke_once_held() -> None:
-        wait_for(lambda: feed_stub.holding == 1, "the poll to be held")
-        feed_stub.add("jti", "t1")
+        wait_for(lambda: scripted_feed.holding == 1, "the poll to be held")
+        scripted_feed.add("jti", "t1")
 
     revoker = threading.Thread(target=revoke_once_held)
     revoker.start()
     assert feed.poll_once() == 1  # answered by the entry, not by the 30 s hold running out
     revoker.join()
-    assert feed_stub.requests[-1] == {"since": "1", "wait": "30"}
+    assert scripted_feed.requests[-1] == {"since": "1", "wait": "30"}
     assert verdict(revocations, {"jti": "t1"}) == REVOKED
     feed.close()
 
 
-def test_an_empty_answer_is_a_heartbeat(feed_stub: FeedStub) -> None:
-    clock = FakeMonotonic()
+def test_an_empty_answer_is_a_heartbeat(scripted_feed: ScriptedFeedServer) -> None:
+    clock = ManualClock()
     revocations = RevocationSet(max_staleness_seconds=5, monotonic=clock)
-    feed = HttpFeedSubscriber(feed_stub.url, revocations, wait_seconds=0)
+    feed = HttpFeedSubscriber(scripted_feed.url, revocations, wait_seconds=0)
     clock.advance(6)
     assert verdict(revocations, {"jti": "t1"}) == STALE
     assert feed.poll_once() == 0
@@ -77,11 +82,13 @@ def test_an_empty_answer_is_a_heartbeat(feed_stub: FeedStub) -> None:
     ],
     ids=["not-json", "not-object", "cursor-not-int", "no-entries", "one-bad-entry"],
 )
-def test_a_malformed_answer_is_refused_whole(feed_stub: FeedStub, body: bytes) -> None:
-    clock = FakeMonotonic()
+def test_a_malformed_answer_is_refused_whole(
+    scripted_feed: ScriptedFeedServer, body: bytes
+) -> None:
+    clock = ManualClock()
     revocations = RevocationSet(max_staleness_seconds=5, monotonic=clock)
-    feed = HttpFeedSubscriber(feed_stub.url, revocations, wait_seconds=0)
-    feed_stub.body = body
+    feed = HttpFeedSubscriber(scripted_feed.url, revocations, wait_seconds=0)
+    scripted_feed.body = body
     clock.advance(6)
     with pytest.raises(FeedError) as raised:
         feed.poll_once()
@@ -93,15 +100,17 @@ def test_a_malformed_answer_is_refused_whole(feed_stub: FeedStub, body: bytes) -
     feed.close()
 
 
-def test_an_unreachable_or_failing_feed_raises_unavailable(feed_stub: FeedStub) -> None:
+def test_an_unreachable_or_failing_feed_raises_unavailable(
+    scripted_feed: ScriptedFeedServer,
+) -> None:
     revocations = RevocationSet()
     nowhere = HttpFeedSubscriber(f"http://127.0.0.1:{free_port()}", revocations, wait_seconds=0)
     with pytest.raises(FeedError) as raised:
         nowhere.poll_once()
     assert raised.value.code == "ERR_REVOCATION_FEED_UNAVAILABLE"
     nowhere.close()
-    failing = HttpFeedSubscriber(feed_stub.url, revocations, wait_seconds=0)
-    feed_stub.status = 503
+    failing = HttpFeedSubscriber(scripted_feed.url, revocations, wait_seconds=0)
+    scripted_feed.status = 503
     with pytest.raises(FeedError) as raised:
         failing.poll_once()
     assert raised.value.code == "ERR_REVOCATION_FEED_UNAVAILABLE"
@@ -110,17 +119,17 @@ def test_an_unreachable_or_failing_feed_raises_unavailable(feed_stub: FeedStub) 
 
 
 def test_a_cursor_going_back_makes_the_subscriber_read_the_feed_again(
-    feed_stub: FeedStub,
+    scripted_feed: ScriptedFeedServer,
 ) -> None:
     revocations = RevocationSet()
-    feed = HttpFeedSubscriber(feed_stub.url, revocations, wait_seconds=0)
-    feed_stub.add("jti", "t1")
-    feed_stub.add("jti", "t2")
+    feed = HttpFeedSubscriber(scripted_feed.url, revocations, wait_seconds=0)
+    scripted_feed.add("jti", "t1")
+    scripted_feed.add("jti", "t2")
     feed.poll_once()
     assert feed.cursor == 2
     # The server now runs on a new database whose cursors start over.
-    feed_stub.entries.clear()
-    feed_stub.add("jti", "fresh")
+    scripted_feed.entries.clear()
+    scripted_feed.add("jti", "fresh")
     feed.poll_once()
     assert feed.cursor == 0
     assert feed.poll_once() == 1
@@ -133,26 +142,28 @@ def test_wait_seconds_outside_the_protocol_is_refused() -> None:
         HttpFeedSubscriber("http://127.0.0.1:1", RevocationSet(), wait_seconds=31)
 
 
-def test_the_background_loop_follows_the_feed_and_survives_errors(feed_stub: FeedStub) -> None:
-    clock = FakeMonotonic()
+def test_the_background_loop_follows_the_feed_and_survives_errors(
+    scripted_feed: ScriptedFeedServer,
+) -> None:
+    clock = ManualClock()
     revocations = RevocationSet(max_staleness_seconds=5, monotonic=clock)
-    feed_stub.add("jti", "t1")
+    scripted_feed.add("jti", "t1")
     with HttpFeedSubscriber(
-        feed_stub.url, revocations, wait_seconds=1, backoff_max_seconds=0.2
+        scripted_feed.url, revocations, wait_seconds=1, backoff_max_seconds=0.2
     ) as feed:
         assert feed.wait_ready(30)
         assert verdict(revocations, {"jti": "t1"}) == REVOKED
-        feed_stub.add("sid", "s1")
+        scripted_feed.add("sid", "s1")
         wait_for(lambda: verdict(revocations, {"sid": "s1"}) == REVOKED, "the second entry")
 
-        feed_stub.status = 503
+        scripted_feed.status = 503
         wait_for(lambda: not feed.connected, "the loop to see the feed failing")
         clock.advance(6)
         assert verdict(revocations, {"jti": "other"}) == STALE  # kept the set, refused to guess
         assert verdict(revocations, {"sid": "s1"}) == STALE
 
-        feed_stub.status = 200
-        feed_stub.add("jti", "t3")
+        scripted_feed.status = 200
+        scripted_feed.add("jti", "t3")
         wait_for(lambda: feed.connected, "the loop to recover")
         wait_for(lambda: not revocations.is_stale, "the set to be fresh again")
         assert verdict(revocations, {"jti": "t3"}) == REVOKED
@@ -160,10 +171,10 @@ def test_the_background_loop_follows_the_feed_and_survives_errors(feed_stub: Fee
         assert verdict(revocations, {"jti": "other"}) == "accepted"
 
 
-def test_close_cuts_off_a_poll_the_server_is_holding(feed_stub: FeedStub) -> None:
-    feed = HttpFeedSubscriber(feed_stub.url, RevocationSet(), wait_seconds=30).start()
+def test_close_cuts_off_a_poll_the_server_is_holding(scripted_feed: ScriptedFeedServer) -> None:
+    feed = HttpFeedSubscriber(scripted_feed.url, RevocationSet(), wait_seconds=30).start()
     assert feed.wait_ready(30)
-    wait_for(lambda: feed_stub.holding == 1, "the server to hold the next poll")
+    wait_for(lambda: scripted_feed.holding == 1, "the server to hold the next poll")
     feed.close(timeout=10)  # well inside the 30 s hold
     assert not feed._thread.is_alive()
     assert not feed.connected

@@ -9,18 +9,11 @@ from contextlib import contextmanager
 import orjson
 import pytest
 import redis
-from _revocation_helpers import (
-    DEADLINE_SECONDS,
-    FakeMonotonic,
-    PrivateRedis,
-    entry,
-    free_port,
-    verdict,
-    wait_for,
-)
+from _revocation_helpers import ManualClock, entry, verdict, wait_for
 
 from jotkit.revocation import Revocation, RevocationSet
 from jotkit.revocation.redis import RedisPublisher, RedisSubscriber, feed_keys
+from servers import DEADLINE_SECONDS, PrivateRedis, free_port
 
 REVOKED = "ERR_JWT_REVOKED"
 STALE = "ERR_REVOCATION_FEED_STALE"
@@ -102,7 +95,7 @@ def test_publish_refuses_an_entry_that_was_not_stored(redis_url: str, prefix: st
 def test_heartbeats_keep_the_set_fresh_and_silence_makes_it_stale(
     redis_url: str, prefix: str
 ) -> None:
-    clock = FakeMonotonic()
+    clock = ManualClock()
     revocations = RevocationSet(max_staleness_seconds=5, monotonic=clock)
     with (
         RedisPublisher(redis_url, prefix=prefix) as publisher,

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _revocation_helpers import DEADLINE_SECONDS, PrivateRedis, verdict, wait_for
+from _revocation_helpers import verdict, wait_for
 
 from jotkit.jose.jwt import peek
 from jotkit.revocation import RevocationSet
 from jotkit.revocation.http import HttpFeedSubscriber
 from jotkit.revocation.redis import RedisSubscriber
-from servers import ServerProcess, start_server
+from servers import DEADLINE_SECONDS, PrivateRedis, ServerProcess, start_server
 
 REVOKED = "ERR_JWT_REVOKED"
 

@@ -14,6 +14,10 @@ from jotkit.cli.keys import keys
 __all__ = ["serve", "server_settings"]
 
 _SETTINGS_EPILOG = "Every setting, as TOML name / environment variable [default]: meaning"
+# On SIGTERM uvicorn waits for in-flight requests, and a held GET /revocations long-poll lasts
+# up to 30 s: without a bound, stopping the server waits that long (or past a SIGKILL grace).
+# Cancelled polls are harmless: feed subscribers reconnect and resume from their cursor.
+_GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 def server_settings(config: str | None, **overrides: Any) -> Any:
@@ -83,6 +87,7 @@ def serve(
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 

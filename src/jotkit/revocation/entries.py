@@ -13,6 +13,7 @@ valid (their ``exp`` has passed), so the set only ever holds what can still matt
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -81,7 +82,9 @@ class RevocationSet:
     ``is_revoked(claims)`` is the ``Verifier`` hook. Freshness: a transport calls ``heard()``
     whenever it hears from the feed (entries or heartbeat). With ``max_staleness_seconds`` set,
     a set not heard from for longer fails closed (raises ``FeedStale``) unless
-    ``fail_open=True``, in which case it accepts what it knows.
+    ``fail_open=True``, in which case it accepts what it knows. A new set has not heard from
+    its feed yet: with a bound, it refuses until the first catch-up, so a restarted verifier
+    never accepts a token revoked while it was down.
     """
 
     __slots__ = (
@@ -105,7 +108,7 @@ class RevocationSet:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Start with ``entries``; staleness counts from now."""
+        """Start with ``entries``, not yet heard from the feed (see the class docstring)."""
         self._jti: dict[str, float] = {}
         self._sid: dict[str, float] = {}
         self._sub: dict[str, tuple[float, float]] = {}
@@ -114,7 +117,7 @@ class RevocationSet:
         self.fail_open = fail_open
         self._clock = clock
         self._monotonic = monotonic
-        self._last_heard = monotonic()
+        self._last_heard = -math.inf
         for entry in entries:
             self.add(entry)
 
@@ -180,6 +183,8 @@ class RevocationSet:
             and not self.fail_open
             and self._monotonic() - self._last_heard > bound
         ):
+            if self._last_heard == -math.inf:
+                raise FeedStale("revocation feed not loaded yet; refusing tokens until it is")
             raise FeedStale(
                 f"revocation feed not heard from for {self.staleness_seconds:.1f} s "
                 f"(bound {bound:g} s); refusing tokens until it is back"
