@@ -8,6 +8,7 @@ background: the steady state never touches the network.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol, TypeVar
@@ -95,11 +96,42 @@ class Guard:
             clock=clock,
         )
         self.jwks = jwks
+        # Authorization header text -> (token, Claims) for tokens that passed everything once:
+        # the next request with that header skips the RFC 6750 parse (a regex over ~600
+        # characters) and building Claims, and pays only the Verifier's cache hit (time and
+        # revocation checks). Claims are immutable, so one instance serves every request.
+        self._by_header: dict[str, tuple[str, Claims]] = {}
+        self._by_header_size = max(0, cache_size)
         if jwks is not None:
             jwks.subscribe(self._set_keys)
 
     def _set_keys(self, keys: KeySet) -> None:
         self._verifier.keys = keys  # empties the Verifier cache: a rotated-out key dies now
+        self._by_header.clear()
+
+    def _seen(self, authorization: str | None) -> Claims | None:
+        """The Claims of a header verified before, re-checked for time and revocation."""
+        if authorization is None:
+            return None
+        hit = self._by_header.get(authorization)
+        if hit is None:
+            return None
+        if self.jwks is not None:
+            self.jwks.check()
+        try:
+            self._verifier.verify(hit[0])  # a cache hit, or a full check if it was evicted
+        except KeyNotFound:
+            return None  # keys changed under us: take the slow path, which may refetch them
+        return hit[1]
+
+    def _remember(self, authorization: str | None, token: str, claims: Claims) -> None:
+        if authorization is None or not authorization.endswith(token) or not self._by_header_size:
+            return  # the token came from a cookie
+        cache = self._by_header
+        if len(cache) >= self._by_header_size:
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del cache[next(iter(cache))]  # FIFO, as the Verifier's cache
+        cache[authorization] = (token, claims)
 
     @property
     def verifier(self) -> Verifier:
@@ -169,7 +201,11 @@ class Guard:
         scopes: Collection[str] = (),
     ) -> Claims:
         """Find the token (RFC 6750 header, else the cookie), verify it, check ``scopes``."""
-        claims = self.verify(request_token(authorization, cookies, self.cookie_name))
+        claims = self._seen(authorization)
+        if claims is None:
+            token = request_token(authorization, cookies, self.cookie_name)
+            claims = self.verify(token)
+            self._remember(authorization, token, claims)
         if scopes:
             claims.require(scopes)
         return claims
@@ -182,7 +218,11 @@ class Guard:
         scopes: Collection[str] = (),
     ) -> Claims:
         """``authenticate`` for event loops (see ``verify_async``)."""
-        claims = await self.verify_async(request_token(authorization, cookies, self.cookie_name))
+        claims = self._seen(authorization)
+        if claims is None:
+            token = request_token(authorization, cookies, self.cookie_name)
+            claims = await self.verify_async(token)
+            self._remember(authorization, token, claims)
         if scopes:
             claims.require(scopes)
         return claims
