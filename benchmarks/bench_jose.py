@@ -339,9 +339,16 @@ def main() -> None:
 
     # Warm-up: the first measurement of a process otherwise reads ~1.6x slow (seen on HS256
     # sign: 7.4 µs first vs 4.5 µs standalone), presumably the core ramping up.
+    # One short warm-up was not always enough (a run read HS256 verify at 8.9 µs, 1.8x its
+    # usual, while the peers measured later were at their usual): keep the core busy for
+    # ~2 s of sign + verify first.
     warm = Key.from_secret(os.urandom(32), alg="HS256")
     warm_claims = claims_now()
-    bench(lambda: jk_jwt.sign(warm_claims, warm), repeats, min_time)
+    warm_token = jk_jwt.sign(warm_claims, warm)
+    deadline = time.perf_counter() + (0.5 if args.quick else 2.0)
+    while time.perf_counter() < deadline:
+        jk_jwt.verify(jk_jwt.sign(warm_claims, warm), warm, issuer=ISS, audience=AUD)
+        jk_jwt.verify(warm_token, warm, issuer=ISS, audience=AUD)
 
     rows: list[dict[str, Any]] = []
     cache_hits: dict[str, float] = {}

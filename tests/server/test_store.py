@@ -157,3 +157,12 @@ def test_an_unreachable_database_raises_a_store_error() -> None:
     assert dead.ping() is False
     with pytest.raises(StoreError):
         dead.user_by_email("a@example.com")
+
+
+def test_a_session_was_last_used_at_its_newest_refresh(store: Store) -> None:
+    user_id, sid = _family(store)
+    created = store.sessions(user_id, now=time.time())[0]
+    assert created.id == sid and created.last_used_at == created.created_at
+    later = created.created_at + 5
+    store.rotate("h0", "h1", now=later, idle_ttl=60, grace=0, forget_after=later + 60)
+    assert store.sessions(user_id, now=later)[0].last_used_at == later

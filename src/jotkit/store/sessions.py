@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from jotkit.revocation import Revocation
 from jotkit.store.engine import Database, as_values, from_row
@@ -77,11 +77,6 @@ _INSERT_REFRESH_TOKEN = insert(refresh_tokens).values(
     issued_at=bindparam("new_issued_at"),
     expires_at=bindparam("new_expires_at"),
     spent_at=None,
-)
-_TOUCH_FAMILY = (
-    update(families)
-    .where(families.c.id == bindparam("touched_id"))
-    .values(last_used_at=bindparam("touched_at"))
 )
 
 
@@ -175,7 +170,6 @@ class SessionStore(Database):
                     "new_expires_at": min(now + idle_ttl, family.expires_at),
                 },
             )
-            connection.execute(_TOUCH_FAMILY, {"touched_id": family.id, "touched_at": now})
         return Rotation("ok", family, user)
 
     def find_refresh_token(
@@ -202,10 +196,16 @@ class SessionStore(Database):
         return None if row is None else from_row(Family, row)
 
     def sessions(self, user_id: str, *, now: float) -> list[Family]:
-        """The user's live sessions (not revoked, not past their absolute lifetime)."""
+        """The user's live sessions (not revoked, not past their absolute lifetime).
+
+        ``last_used_at`` is the issue time of the session's newest refresh token: every
+        refresh stores one, so the refresh path need not also update the family row.
+        """
+        last_used = func.max(refresh_tokens.c.issued_at).label("last_refresh")
         with self._read() as connection:
             rows = connection.execute(
-                select(families)
+                select(families, last_used)
+                .join(refresh_tokens, refresh_tokens.c.family_id == families.c.id)
                 .where(
                     and_(
                         families.c.user_id == user_id,
@@ -213,9 +213,18 @@ class SessionStore(Database):
                         families.c.expires_at > now,
                     )
                 )
+                .group_by(*families.c)
                 .order_by(families.c.created_at)
             ).all()
-        return [from_row(Family, row) for row in rows]
+        return [
+            Family(
+                **{
+                    **{column.name: row._mapping[column] for column in families.c},
+                    "last_used_at": row.last_refresh,
+                }
+            )
+            for row in rows
+        ]
 
     def revoke_family(
         self, sid: str, *, reason: str, now: float, forget_after: float
