@@ -144,7 +144,8 @@ class SessionStore(Database):
                 return Rotation("revoked", family, user)
             spent_at = found._mapping[refresh_tokens.c.spent_at]
             if spent_at is not None:
-                if now - spent_at <= grace:
+                # grace 0 means none: a concurrent spend may carry a later clock than ours.
+                if grace > 0 and now - spent_at <= grace:
                     return Rotation("grace", family, user)
                 entry = self._revoke_family(connection, family.id, "reuse", now, forget_after)
                 return Rotation("reused", family, user, entry)
