@@ -7,7 +7,8 @@ variant pinned to core 1 (``taskset -c 1``), wrk pinned to core 0:
                     Authorization header as (b) (ignored), so that the ratio measures the guard
                     and not the ~600 header bytes every token-bearing request carries;
                     ``bare-no-header`` shows what those bytes cost on their own;
-  (b) guard         ``Depends(guard.require())`` with a RevocationSet of 10,000 entries attached
+  (b) guard         ``Depends(guard.require())`` with a RevocationSet of 10,000 entries kept
+                    current by a live RedisSubscriber (the feed attached)
                     (ES256 token, and an HS256 variant), the endpoint reading the Claims; and
                     GuardMiddleware in front of the very endpoint of (a), unchanged;
   (c) redis-session the classic server-side session: an opaque id in the Authorization header,
@@ -81,6 +82,7 @@ def make_app(variant: str, keys: dict[str, Any]) -> Any:
     from jotkit.guard import Claims, Guard
     from jotkit.guard.asgi import GuardMiddleware, install_error_handler
     from jotkit.revocation import Revocation, RevocationSet
+    from jotkit.revocation.redis import RedisSubscriber
 
     app = FastAPI()
     if variant in ("bare", "bare-no-header"):
@@ -97,7 +99,13 @@ def make_app(variant: str, keys: dict[str, Any]) -> Any:
             Revocation("jti", uuid.uuid4().hex, now + 900) for _ in range(REVOCATION_ENTRIES)
         )
         key = Key.from_jwk(keys["hs256" if variant == "guard-hs256" else "es256"])
-        guard = Guard(issuer=ISSUER, audience=AUDIENCE, keys=key, revocation=revocations)
+        # The feed attached for real: a RedisSubscriber thread keeps the set current (on a
+        # prefix of its own, so no publisher: the subscriber idles as in a quiet minute).
+        feed = RedisSubscriber(
+            "redis://127.0.0.1:6379/0", revocations, prefix=f"jotkit-bench-{uuid.uuid4().hex}"
+        )
+        guard = Guard(issuer=ISSUER, audience=AUDIENCE, keys=key, revocation=revocations, feed=feed)
+        guard.start()
         install_error_handler(app)
         if variant == "guard-es256-middleware":
             app.add_middleware(GuardMiddleware, guard=guard)
