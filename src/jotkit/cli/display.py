@@ -16,7 +16,12 @@ from typing import Any, TypeGuard
 
 import click
 
-from jotkit.jose.claims import PERSONAL_CLAIM_NAMES, SECRET_CLAIM_NAMES, sensitive_claims
+from jotkit.jose.claims import (
+    PERSONAL_CLAIM_NAMES,
+    SECRET_CLAIM_NAMES,
+    sensitive_claims,
+    span_in_words,
+)
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 
 __all__ = [
@@ -143,18 +148,6 @@ def show(
 # -- times in words -----------------------------------------------------------------------
 
 
-def _span(seconds: float) -> str:
-    """A rounded span, in the words jwt.verify's messages use ("3 min", "2 h")."""
-    seconds = abs(seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
-
-
 def _is_date(value: object) -> TypeGuard[float]:
     # type(), not isinstance(): true is not a date (as in jotkit.jose.claims); orjson has
     # already refused NaN and Infinity.
@@ -170,7 +163,7 @@ def _iso(value: float) -> str:
 
 
 def _relative(name: str, delta: float) -> str:
-    span = _span(delta)
+    span = span_in_words(delta)
     future = delta > 0
     if name == "exp":
         return f"expires in {span}" if future else f"expired {span} ago"
@@ -246,7 +239,7 @@ def detect_warnings(
             found.append(
                 _warning(
                     "WARN_LONG_LIFETIME",
-                    f"lifetime {_span(exp - start)} ({frame}) is over 1 h: a stolen token "
+                    f"lifetime {span_in_words(exp - start)} ({frame}) is over 1 h: a stolen token "
                     "stays usable that long",
                 )
             )

@@ -13,7 +13,14 @@ from typing import Any
 
 from jotkit.jose.errors import ExpiredToken, InvalidClaim, NotYetValid
 
-__all__ = ["SENSITIVE_CLAIM_NAMES", "check_typ", "numeric_date", "sensitive_claims", "validate"]
+__all__ = [
+    "SENSITIVE_CLAIM_NAMES",
+    "check_typ",
+    "numeric_date",
+    "sensitive_claims",
+    "span_in_words",
+    "validate",
+]
 
 _MISSING: Any = object()
 
@@ -73,7 +80,8 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     raise InvalidClaim(f'"{name}" must be a NumericDate (a JSON number)', claim=name)
 
 
-def _span(seconds: float) -> str:
+def span_in_words(seconds: float) -> str:
+    """A rounded span in words ("45 s", "3 min", "2 h", "3 days"), sign ignored."""
     seconds = abs(seconds)
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -133,18 +141,18 @@ def validate(
     if type(exp) is not int and (exp is not None or "exp" in claims):
         exp = numeric_date(claims, "exp")
     if exp is not None and now >= exp + leeway:
-        raise ExpiredToken(f"token expired {_span(now - exp)} ago (exp={exp})")
+        raise ExpiredToken(f"token expired {span_in_words(now - exp)} ago (exp={exp})")
     nbf = claims.get("nbf")
     if type(nbf) is not int and (nbf is not None or "nbf" in claims):
         nbf = numeric_date(claims, "nbf")
     if nbf is not None and now + leeway < nbf:
-        raise NotYetValid(f"token is not valid for another {_span(nbf - now)} (nbf={nbf})")
+        raise NotYetValid(f"token is not valid for another {span_in_words(nbf - now)} (nbf={nbf})")
     iat = claims.get("iat")
     if type(iat) is not int and (iat is not None or "iat" in claims):
         iat = numeric_date(claims, "iat")
     if iat is not None and iat > now + leeway:
         raise InvalidClaim(
-            f"token was issued {_span(iat - now)} in the future (iat={iat})", claim="iat"
+            f"token was issued {span_in_words(iat - now)} in the future (iat={iat})", claim="iat"
         )
     if max_age is not None:
         if iat is None:
@@ -153,7 +161,7 @@ def validate(
             )
         if now - iat > max_age + leeway:
             raise ExpiredToken(
-                f"token is {_span(now - iat)} old, over max_age {max_age} s (iat={iat})",
+                f"token is {span_in_words(now - iat)} old, over max_age {max_age} s (iat={iat})",
                 claim="iat",
                 code="ERR_JWT_MAX_AGE_EXCEEDED",
             )
