@@ -75,22 +75,34 @@ def _rsa(hash_name: str, name: str, *, pss: bool) -> Algorithm:
     return Algorithm(name, "RSA", frozenset(), hash_name, digest.digest_size, sign, verify)
 
 
-def _der_length(length: int) -> bytes:
-    return bytes((length,)) if length < 0x80 else bytes((0x81, length))
+# DER length octets (X.690 §8.1.3) for 0-255: short form below 128, else 0x81 and one byte.
+# An ECDSA signature's body is at most 2 * (2 + 67) bytes (P-521), well within one byte.
+_DER_LENGTHS = tuple(bytes((n,)) if n < 0x80 else bytes((0x81, n)) for n in range(256))
 
 
 def _der_signature(r: bytes, s: bytes) -> bytes:
     """DER ``SEQUENCE { INTEGER r, INTEGER s }`` from minimal big-endian magnitudes.
 
     Format conversion only (X.690 §8.3), what cryptography's encode_dss_signature does via
-    Python ints; writing the bytes directly saves ~1 µs of the ES* verify overhead budget.
+    Python ints; one join of table lookups costs ~0.4 µs against ~1 µs for the ints.
     """
-    body = b""
-    for magnitude in (r, s):
-        if magnitude[0] & 0x80:  # keep INTEGERs positive
-            magnitude = b"\0" + magnitude
-        body += b"\x02" + _der_length(len(magnitude)) + magnitude
-    return b"\x30" + _der_length(len(body)) + body
+    if r[0] > 0x7F:  # keep INTEGERs positive
+        r = b"\0" + r
+    if s[0] > 0x7F:
+        s = b"\0" + s
+    lengths = _DER_LENGTHS
+    return b"".join(
+        (
+            b"\x30",
+            lengths[len(r) + len(s) + 4],
+            b"\x02",
+            lengths[len(r)],
+            r,
+            b"\x02",
+            lengths[len(s)],
+            s,
+        )
+    )
 
 
 def _ecdsa(hash_name: str, curve: str, size: int, name: str) -> Algorithm:
