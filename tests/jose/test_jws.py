@@ -164,6 +164,16 @@ def test_non_strict_base64url_in_payload_rejected(hs_key: Key, junk: str) -> Non
         jwt.verify(token, hs_key, now=NOW)
 
 
+def test_malformed_payload_is_refused_before_the_signature_is_checked(es_key: Key) -> None:
+    # The signature is garbage too: only checking the payload's encoding first names it.
+    head, payload, sig = jws.sign(b"{}", es_key).split(".")
+    token = f"{head}.{payload}+.{sig[::-1]}"
+    _assert_raises(MalformedToken, "ERR_JWS_MALFORMED", jws.verify, token, es_key.public())
+    _assert_raises(
+        MalformedToken, "ERR_JWS_MALFORMED", jws.verify, token, KeySet([es_key.public()])
+    )
+
+
 @pytest.mark.parametrize("junk", ["=", "==", "+", "/", " ", "\n"])
 def test_non_strict_base64url_in_signature_rejected(es_key: Key, hs_key: Key, junk: str) -> None:
     token = jws.sign(b"{}", es_key)

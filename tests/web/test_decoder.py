@@ -240,6 +240,17 @@ def test_tampered_payload_is_invalid(decoder: Any, artifacts: Any) -> None:
     screenshot(decoder, artifacts, "decoder-tampered-invalid")
 
 
+def test_malformed_payload_is_refused_before_the_signature(decoder: Any) -> None:
+    # As the core: the payload's encoding is checked first, so garbage everywhere says so.
+    key = Key.generate("ES256")
+    head, payload, sig = jwt.sign(fresh_claims(), key).split(".")
+    paste_token(decoder, f"{head}.{payload}+.{sig[::-1]}")
+    verdict, text = verify_in_page(decoder, "key", key=public_jwk(key))
+    assert verdict == "invalid"
+    assert "ERR_JWS_MALFORMED" in text
+    assert "payload" in text
+
+
 def test_a_different_key_is_invalid(decoder: Any) -> None:
     paste_token(decoder, jwt.sign(fresh_claims(), Key.generate("RS256", kid="k")))
     verdict, text = verify_in_page(decoder, "key", key=public_jwk(Key.generate("RS256", kid="k")))

@@ -24,9 +24,13 @@ __all__ = ["decode_claims", "peek", "sign", "verify"]
 
 def decode_claims(payload_segment: str) -> dict[str, Any]:
     """Decode a JWT payload segment into its claims object (strict JSON, an object)."""
+    return _parse_claims(b64decode(payload_segment))
+
+
+def _parse_claims(payload: bytes) -> dict[str, Any]:
     try:
         # orjson rejects NaN/Infinity, invalid UTF-8 and nesting past 1024 levels itself.
-        claims = orjson.loads(b64decode(payload_segment))
+        claims = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise MalformedToken(
             "the claims are not valid JSON", code="ERR_JWT_CLAIMS_INVALID"
@@ -52,8 +56,8 @@ def _verify_token(
 ) -> dict[str, Any]:
     """Signature first (the payload is not parsed before it is authentic), then the ``typ``
     header, then the claims: the one sequence behind ``verify`` and ``Verifier``."""
-    header, payload_segment, _ = _verify_compact(token, keys, algorithms, max_token_bytes)
-    claims = decode_claims(payload_segment)
+    header, payload, _ = _verify_compact(token, keys, algorithms, max_token_bytes)
+    claims = _parse_claims(payload)
     if typ is not None:
         check_typ(header, typ)
     validate_claims(

@@ -507,8 +507,8 @@ export function validateClaims(claims, now, { issuer = "", audience = "" } = {})
 }
 
 // Verify `token` with the keys of `keySource` ({keys, isSet}); resolve to a result or throw a
-// JoseError. Order as jws._verify_compact: size, shape, header, algorithm vs key, signature,
-// and only then the claims.
+// JoseError. Order as jws._verify_compact: size, shape, header, algorithm vs key, payload
+// encoding, signature, and only then the claims.
 export async function verify(token, keySource, policy = {}, now = Date.now() / 1000) {
   if (!globalThis.crypto?.subtle) {
     throw new JoseError("ERR_WEBCRYPTO_UNAVAILABLE", "this browser gives no WebCrypto here: it needs a secure context (HTTPS, or http://localhost)");
@@ -521,6 +521,8 @@ export async function verify(token, keySource, policy = {}, now = Date.now() / 1
   const header = parseHeader(parts[0]);
   const alg = header.alg;
   const keys = candidates(keySource, header);
+  // The payload's encoding is checked before any signature work, its JSON only after (as core).
+  b64urlDecode(parts[1], "payload");
   const signature = b64urlDecode(parts[2], "signature");
   // One token, one spelling: a signature with stray bits is refused (jws._check_signature).
   if (b64urlEncode(signature) !== parts[2]) throw new JoseError("ERR_JWS_SIGNATURE_INVALID", "the signature is not canonical base64url");
