@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,53 @@ def test_the_revocation_feed_can_require_a_token(tmp_path: Path) -> None:
         assert server.client.get("/revocations", headers=bearer(feed_token)).status_code == 200
     finally:
         server.stop()
+
+
+def _chunks(total: int, size: int = 16384) -> Iterator[bytes]:
+    """A body sent with Transfer-Encoding: chunked (no Content-Length to refuse it by)."""
+    for start in range(0, total, size):
+        yield b"a" * min(size, total - start)
+
+
+@pytest.mark.parametrize("path", ["/login", "/token/refresh", "/revoke"])
+def test_an_oversized_body_is_413_before_it_is_read(server: ServerProcess, path: str) -> None:
+    declared = server.client.post(
+        path, content=b"a" * (65536 + 1), headers={"content-type": "application/json"}
+    )
+    assert_error(declared, 413, "request_too_large")
+    chunked = server.client.post(
+        path, content=_chunks(8 * 1024 * 1024), headers={"content-type": "application/json"}
+    )
+    assert_error(chunked, 413, "request_too_large")
+    # Nothing broke: the next request is served as usual.
+    login = server.client.post("/login", json={"email": server.email, "password": server.password})
+    assert login.status_code == 200, login.text
+
+
+def test_a_body_under_the_limit_reaches_the_route(server: ServerProcess) -> None:
+    padded = b'{"email": "%s", "password": "nope"%s}' % (server.email.encode(), b" " * 60000)
+    big_but_allowed = server.client.post(
+        "/login", content=padded, headers={"content-type": "application/json"}
+    )
+    assert_error(big_but_allowed, 401, "invalid_credentials")
+    small_chunks = server.client.post(
+        "/login",
+        content=iter([b'{"email": "', server.email.encode(), b'", "password": "nope"}']),
+        headers={"content-type": "application/json"},
+    )
+    assert_error(small_chunks, 401, "invalid_credentials")
+
+
+def test_the_body_limit_is_a_setting(tmp_path: Path) -> None:
+    (tmp_path / "zero").mkdir()
+    (tmp_path / "small").mkdir()
+    with pytest.raises(RuntimeError, match="JOTKIT_MAX_BODY_BYTES"):
+        start_server(tmp_path / "zero", users={}, env={"JOTKIT_MAX_BODY_BYTES": "0"})
+    small = start_server(tmp_path / "small", env={"JOTKIT_MAX_BODY_BYTES": "1024"})
+    try:
+        login = {"email": "alice@example.com", "password": "nope"}
+        assert_error(small.client.post("/login", json=login), 401, "invalid_credentials")
+        padded = {**login, "password": "x" * 1024}
+        assert_error(small.client.post("/login", json=padded), 413, "request_too_large")
+    finally:
+        small.stop()

@@ -24,6 +24,7 @@ from jotkit.server.dependencies import GuardRefusal
 from jotkit.server.errors import ApiError, JsonResponse, error_response
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
+from jotkit.server.limits import BodyLimit
 from jotkit.server.metrics import Metrics
 from jotkit.server.passwords import Passwords
 from jotkit.server.service import AuthService
@@ -108,6 +109,7 @@ def create_app(settings: Settings, *, service: AuthService | None = None) -> Fas
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(routes.router)
     app.include_router(oauth.router)
     app.include_router(operations.router)

@@ -39,6 +39,7 @@ STATUS: Mapping[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
+    "request_too_large": 413,
     "validation_failed": 422,
     "too_many_attempts": 429,
     "server_error": 500,

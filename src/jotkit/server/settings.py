@@ -128,6 +128,9 @@ class Settings:
         default=1.0, metadata={"doc": "revocation feed heartbeat interval"}
     )
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning, error"})
+    max_body_bytes: int = field(
+        default=65536, metadata={"doc": "largest request body accepted; larger ones get 413"}
+    )
 
     def __post_init__(self) -> None:
         if not self.issuer:
@@ -159,7 +162,12 @@ def _check(settings: Settings) -> None:
         raise ConfigError("JOTKIT_COOKIE_SAMESITE must be 'strict' or 'lax'")
     if not settings.audiences:
         raise ConfigError("JOTKIT_AUDIENCES must name at least one audience")
-    positive = ("access_ttl_seconds", "refresh_idle_ttl_seconds", "refresh_absolute_ttl_seconds")
+    positive = (
+        "access_ttl_seconds",
+        "refresh_idle_ttl_seconds",
+        "refresh_absolute_ttl_seconds",
+        "max_body_bytes",
+    )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"JOTKIT_{name.upper()} must be positive")
