@@ -62,18 +62,65 @@ def test_failed_logins_are_throttled_per_account_with_retry_after(server: Server
     assert 0 < int(throttled.headers["retry-after"]) <= 901
 
 
+def _forwarded(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
 def test_failed_logins_are_throttled_per_client_address(tmp_path: Path) -> None:
     server = start_server(tmp_path, env={"JOTKIT_LOGIN_MAX_FAILURES_PER_ADDRESS": "3"})
     try:
+        # With no trusted proxy, X-Forwarded-For is the client's word: a new one per attempt
+        # must not buy a new allowance.
         for index in range(3):
-            server.client.post("/login", json={"email": f"u{index}@example.com", "password": "x"})
+            server.client.post(
+                "/login",
+                json={"email": f"u{index}@example.com", "password": "x"},
+                headers=_forwarded(f"203.0.113.{index}"),
+            )
         assert_error(
-            server.client.post("/login", json={"email": "other@example.com", "password": "x"}),
+            server.client.post(
+                "/login",
+                json={"email": "other@example.com", "password": "x"},
+                headers=_forwarded("203.0.113.99"),
+            ),
             429,
             "too_many_attempts",
         )
     finally:
         server.stop()
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(tmp_path: Path) -> None:
+    env = {"JOTKIT_LOGIN_MAX_FAILURES_PER_ADDRESS": "3", "JOTKIT_TRUSTED_PROXIES": "127.0.0.0/8"}
+    server = start_server(tmp_path, env=env)
+    try:
+        for index in range(3):
+            server.client.post(
+                "/login",
+                json={"email": f"u{index}@example.com", "password": "x"},
+                headers=_forwarded("203.0.113.7"),
+            )
+        attacker = server.client.post(
+            "/login",
+            json={"email": server.email, "password": server.password},
+            headers=_forwarded("203.0.113.7"),
+        )
+        assert_error(attacker, 429, "too_many_attempts")
+        # Everyone else behind the same proxy still logs in.
+        neighbour = server.client.post(
+            "/login",
+            json={"email": server.email, "password": server.password},
+            headers=_forwarded("203.0.113.8"),
+        )
+        assert neighbour.status_code == 200, neighbour.text
+        assert '"address":"203.0.113.7"' in server.log()
+    finally:
+        server.stop()
+
+
+def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="JOTKIT_TRUSTED_PROXIES"):
+        start_server(tmp_path, users={}, env={"JOTKIT_TRUSTED_PROXIES": "proxy.example.com"})
 
 
 def test_disabled_user_cannot_log_in_or_refresh(server: ServerProcess) -> None:

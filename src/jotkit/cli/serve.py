@@ -86,7 +86,10 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
-        proxy_headers=False,
+        # X-Forwarded-* only from the proxies the operator names: believed from anyone else, a
+        # client could pick its own address and walk past the per-address login throttle.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
     )
 

@@ -8,6 +8,7 @@ name. ``describe()`` renders the table ``jotkit serve --help`` prints.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -109,6 +110,13 @@ class Settings:
     include_email_claim: bool = field(
         default=False, metadata={"doc": "put the user's email in access tokens (personal data)"}
     )
+    trusted_proxies: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "doc": "proxy addresses or CIDRs whose X-Forwarded-For/-Proto are believed "
+            "(comma-separated; unset: the peer address is the client)"
+        },
+    )
     login_max_failures_per_account: int = field(
         default=5, metadata={"doc": "failed logins per account per window before 429"}
     )
@@ -173,6 +181,13 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"JOTKIT_{name.upper()} must be positive")
     if not settings.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
         raise ConfigError("JOTKIT_DATABASE_URL must be sqlite:///... or postgresql://...")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"JOTKIT_TRUSTED_PROXIES: {proxy!r} is not an IP address or CIDR network"
+            ) from None
 
 
 def _convert(name: str, kind: Any, raw: Any) -> Any:
