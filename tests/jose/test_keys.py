@@ -109,6 +109,11 @@ def test_to_jwk_of_private_key_has_no_private_members(rsa_key: Key, ec_key: Key)
         assert "d" not in KeySet([key]).to_jwks()["keys"][0]
 
 
+def test_to_jwk_private_of_a_public_key_is_its_public_jwk(rsa_key: Key, ec_key: Key) -> None:
+    for key in (rsa_key.public(), ec_key.public(), Key.generate("Ed448").public()):
+        assert key.to_jwk(private=True) == key.to_jwk()
+
+
 def test_to_jwk_of_hmac_requires_private_true() -> None:
     key = Key.from_secret(b"x" * 32)
     _assert_raises(InvalidKey, "ERR_JWK_INVALID", key.to_jwk)

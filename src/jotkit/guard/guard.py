@@ -19,7 +19,8 @@ from jotkit.guard.errors import Challenge, challenge
 from jotkit.guard.jwks import RemoteJWKS
 from jotkit.jose.errors import JoseError, KeyNotFound
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
-from jotkit.jose.keys import Key, KeySet
+from jotkit.jose.keys import Key
+from jotkit.jose.keyset import KeySet
 from jotkit.jose.verifier import Verifier
 from jotkit.revocation.entries import RevocationSet
 

@@ -29,7 +29,7 @@ import orjson
 
 from jotkit.guard.errors import JWKSUnavailable
 from jotkit.jose.errors import JoseError
-from jotkit.jose.keys import KeySet
+from jotkit.jose.keyset import KeySet
 
 __all__ = ["RemoteJWKS", "discover_jwks_uri"]
 

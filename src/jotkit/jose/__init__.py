@@ -18,7 +18,8 @@ from jotkit.jose.errors import (
     TokenTooLarge,
     UnsupportedAlgorithm,
 )
-from jotkit.jose.keys import Key, KeySet
+from jotkit.jose.keys import Key
+from jotkit.jose.keyset import KeySet
 from jotkit.jose.verifier import Verifier
 
 __all__ = [

@@ -27,7 +27,8 @@ from jotkit.jose.errors import (
     TokenTooLarge,
     UnsupportedAlgorithm,
 )
-from jotkit.jose.keys import Key, KeySet
+from jotkit.jose.keys import Key
+from jotkit.jose.keyset import KeySet
 
 __all__ = ["DEFAULT_MAX_TOKEN_BYTES", "Verified", "decode_header", "sign", "verify"]
 

@@ -17,7 +17,8 @@ from jotkit.jose.claims import SECRET_CLAIM_NAMES, check_typ, numeric_date, sens
 from jotkit.jose.claims import validate as validate_claims
 from jotkit.jose.errors import InvalidClaim, JoseError, KeyMismatch, MalformedToken, TokenTooLarge
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES, _sign_compact, _verify_compact, decode_header
-from jotkit.jose.keys import Key, KeySet
+from jotkit.jose.keys import Key
+from jotkit.jose.keyset import KeySet
 
 __all__ = ["decode_claims", "peek", "sign", "verify"]
 

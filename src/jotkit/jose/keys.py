@@ -1,4 +1,4 @@
-"""Keys and key sets: JWK (RFC 7517), PEM/DER, generation, RFC 7638 thumbprints.
+"""Keys: JWK (RFC 7517), PEM/DER, generation, RFC 7638 thumbprints.
 
 A ``Key`` knows which algorithms it may be used with: its own ``alg`` when bound, else every
 algorithm of its type and curve (HMAC ones only when the secret is long enough). That set, not
@@ -10,80 +10,34 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from jotkit.jose.algorithms import ALGORITHMS, algorithms_for
-from jotkit.jose.b64 import b64decode, b64encode
-from jotkit.jose.errors import InvalidKey, JoseError, KeyMismatch, UnsupportedAlgorithm
+from jotkit.jose.b64 import b64encode
+from jotkit.jose.errors import InvalidKey, KeyMismatch, UnsupportedAlgorithm
+from jotkit.jose.jwk import (
+    EC_CURVES,
+    OKP_CURVES,
+    jwk_members,
+    material_from_jwk,
+    refuse_asymmetric_secret,
+)
 
-__all__ = ["MIN_RSA_BITS", "Key", "KeySet"]
+__all__ = ["MIN_RSA_BITS", "Key"]
 
 MIN_RSA_BITS = 2048
 
-_EC_CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
-    "P-256": (ec.SECP256R1, 32),
-    "P-384": (ec.SECP384R1, 48),
-    "P-521": (ec.SECP521R1, 66),
-}
 _EC_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
-_OKP_CURVES: dict[str, tuple[Any, Any]] = {
-    "Ed25519": (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey),
-    "Ed448": (ed448.Ed448PrivateKey, ed448.Ed448PublicKey),
-}
 # What a caller gets for a "sign with this kind of key" request without an explicit alg.
 _DEFAULT_ALG = {"RSA": "RS256", "P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _DEFAULT_ALG.update({"Ed25519": "Ed25519", "Ed448": "Ed448", "oct": "HS256"})
-# Key material that must never become an HMAC secret: feeding a public key to HS256 is the
-# algorithm-confusion attack (CVE-2022-29217, CVE-2015-9235).
-_ASYMMETRIC_MARKERS = (b"-----BEGIN", b"ssh-rsa", b"ssh-ed25519", b"ecdsa-sha2-", b"ssh-dss")
-_RSA_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 _PUBLIC_MEMBERS = {"oct": ("k",), "RSA": ("e", "n"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
-
-
-def _refuse_asymmetric_secret(secret: bytes) -> None:
-    """Refuse PEM, SSH, JWK or DER key material as an HMAC secret (algorithm confusion)."""
-    head = secret[:64]
-    looks_asymmetric = any(marker in head for marker in _ASYMMETRIC_MARKERS) or (
-        head.lstrip().startswith(b"{") and b'"kty"' in secret
-    )
-    if not looks_asymmetric and head[:1] == b"\x30":  # a DER SEQUENCE: is it a key?
-        loaders = (
-            lambda: serialization.load_der_public_key(secret),
-            lambda: serialization.load_der_private_key(secret, None),
-        )
-        for load in loaders:
-            try:
-                load()
-            except (ValueError, TypeError, _CryptoUnsupported):
-                continue
-            looks_asymmetric = True
-            break
-    if looks_asymmetric:
-        raise InvalidKey("this looks like an asymmetric key; it cannot be an HMAC secret")
-
-
-def _int(value: int) -> str:
-    return b64encode(value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
-
-
-def _member(jwk: Mapping[str, Any], name: str) -> bytes:
-    value = jwk.get(name)
-    if not isinstance(value, str):
-        raise InvalidKey(f"JWK member {name!r} is missing or not a string")
-    try:
-        return b64decode(value)
-    except JoseError:
-        raise InvalidKey(f"JWK member {name!r} is not base64url") from None
-
-
-def _uint(jwk: Mapping[str, Any], name: str) -> int:
-    return int.from_bytes(_member(jwk, name), "big")
 
 
 class Key:
@@ -187,7 +141,7 @@ class Key:
         if not isinstance(secret, bytes | bytearray):
             raise InvalidKey("an HMAC secret must be bytes")
         secret = bytes(secret)
-        _refuse_asymmetric_secret(secret)
+        refuse_asymmetric_secret(secret)
         if alg not in ALGORITHMS or ALGORITHMS[alg].kty != "oct":
             raise InvalidKey(f"{alg!r} is not an HMAC algorithm")
         return cls(secret, kty="oct", alg=alg, kid=kid)
@@ -258,7 +212,7 @@ class Key:
             if crv is None:
                 raise InvalidKey(f"unsupported elliptic curve {material.curve.name}")
             return cls(material, kty="EC", crv=crv, alg=alg, kid=kid)
-        for crv, (private_type, public_type) in _OKP_CURVES.items():
+        for crv, (private_type, public_type) in OKP_CURVES.items():
             if isinstance(material, private_type | public_type):
                 return cls(material, kty="OKP", crv=crv, alg=alg, kid=kid)
         raise InvalidKey(f"unsupported key type {type(material).__name__}")
@@ -276,10 +230,10 @@ class Key:
             material = rsa.generate_private_key(65537, max(rsa_bits, MIN_RSA_BITS))
         elif spec.kty == "EC":
             (crv,) = spec.curves
-            material = ec.generate_private_key(_EC_CURVES[crv][0]())
+            material = ec.generate_private_key(EC_CURVES[crv][0]())
         else:
             crv = "Ed25519" if alg in ("EdDSA", "Ed25519") else "Ed448"
-            material = _OKP_CURVES[crv][0].generate()
+            material = OKP_CURVES[crv][0].generate()
         key = cls.from_cryptography(material, alg=alg, kid=kid)
         if kid is None:
             key.kid = key.thumbprint()
@@ -299,7 +253,7 @@ class Key:
         ):
             raise InvalidKey("JWK key_ops must be a list of strings")
         try:
-            material, crv = _material_from_jwk(kty, jwk)
+            material, crv = material_from_jwk(kty, jwk)
         except InvalidKey:
             raise
         except (ValueError, TypeError, _CryptoUnsupported) as exc:
@@ -367,36 +321,11 @@ class Key:
         if self.kty == "oct" and not private:
             raise InvalidKey("an HMAC secret has no public JWK; pass private=True to export it")
         jwk: dict[str, Any] = {"kty": self.kty}
-        material = self._material
-        if self.kty == "oct":
-            jwk["k"] = b64encode(material)
-        elif self.kty == "RSA":
-            public_numbers = (material.public_key() if self._private else material).public_numbers()
-            jwk["n"], jwk["e"] = _int(public_numbers.n), _int(public_numbers.e)
-            if private and self._private:
-                numbers = material.private_numbers()
-                jwk.update(
-                    d=_int(numbers.d),
-                    p=_int(numbers.p),
-                    q=_int(numbers.q),
-                    dp=_int(numbers.dmp1),
-                    dq=_int(numbers.dmq1),
-                    qi=_int(numbers.iqmp),
-                )
-        elif self.kty == "EC":
-            size = _EC_CURVES[self.crv or ""][1]
-            public_numbers = (material.public_key() if self._private else material).public_numbers()
-            jwk["crv"] = self.crv
-            jwk["x"] = b64encode(public_numbers.x.to_bytes(size, "big"))
-            jwk["y"] = b64encode(public_numbers.y.to_bytes(size, "big"))
-            if private and self._private:
-                jwk["d"] = b64encode(material.private_numbers().private_value.to_bytes(size, "big"))
-        else:
-            public_key = material.public_key() if self._private else material
-            jwk["crv"] = self.crv
-            jwk["x"] = b64encode(public_key.public_bytes_raw())
-            if private and self._private:
-                jwk["d"] = b64encode(material.private_bytes_raw())
+        jwk.update(
+            jwk_members(
+                self.kty, self.crv, self._material, is_private=self._private, export_private=private
+            )
+        )
         for name in ("kid", "alg", "use"):
             if getattr(self, name) is not None:
                 jwk[name] = getattr(self, name)
@@ -451,120 +380,3 @@ def _x509() -> Any:
     from cryptography import x509
 
     return x509
-
-
-def _material_from_jwk(kty: Any, jwk: Mapping[str, Any]) -> tuple[Any, str | None]:
-    if kty == "oct":
-        secret = _member(jwk, "k")
-        _refuse_asymmetric_secret(secret)
-        return secret, None
-    if kty == "RSA":
-        public = rsa.RSAPublicNumbers(_uint(jwk, "e"), _uint(jwk, "n"))
-        if "d" not in jwk:
-            return public.public_key(), None
-        d = _uint(jwk, "d")
-        if all(name in jwk for name in _RSA_PRIVATE_MEMBERS):
-            p, q = _uint(jwk, "p"), _uint(jwk, "q")
-            dp, dq, qi = _uint(jwk, "dp"), _uint(jwk, "dq"), _uint(jwk, "qi")
-        else:
-            # RFC 7518 §6.3.2: the CRT members are optional; recover them from n, e, d.
-            p, q = rsa.rsa_recover_prime_factors(public.n, public.e, d)
-            dp, dq, qi = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
-        return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, public).private_key(), None
-    if kty == "EC":
-        crv = jwk.get("crv")
-        if crv not in _EC_CURVES:
-            raise InvalidKey(f"unsupported EC curve {crv!r}")
-        curve_type, size = _EC_CURVES[crv]
-        x, y = _member(jwk, "x"), _member(jwk, "y")
-        # RFC 7518 §6.2.1.2: coordinates are full-width; a short one is a malformed key.
-        if len(x) != size or len(y) != size:
-            raise InvalidKey(f"EC {crv} coordinates must be {size} bytes")
-        # public_key() checks the point is on the curve (the invalid-curve attack).
-        numbers = ec.EllipticCurvePublicNumbers(
-            int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve_type()
-        )
-        if "d" not in jwk:
-            return numbers.public_key(), crv
-        d_bytes = _member(jwk, "d")
-        if len(d_bytes) != size:
-            raise InvalidKey(f"EC {crv} private value must be {size} bytes")
-        private = ec.EllipticCurvePrivateNumbers(int.from_bytes(d_bytes, "big"), numbers)
-        return private.private_key(), crv
-    if kty == "OKP":
-        crv = jwk.get("crv")
-        if crv not in _OKP_CURVES:
-            raise InvalidKey(f"unsupported OKP curve {crv!r}")
-        private_type, public_type = _OKP_CURVES[crv]
-        x = _member(jwk, "x")
-        if "d" not in jwk:
-            return public_type.from_public_bytes(x), crv
-        private_key = private_type.from_private_bytes(_member(jwk, "d"))
-        if private_key.public_key().public_bytes_raw() != x:
-            raise InvalidKey(f"OKP {crv} private key does not match its public x")
-        return private_key, crv
-    raise InvalidKey(f"unsupported key type kty={kty!r}")
-
-
-class KeySet:
-    """A set of keys addressed by ``kid`` (RFC 7517 §5): what a verifier trusts."""
-
-    __slots__ = ("_by_kid", "_header_memo", "_keys")
-
-    def __init__(self, keys: Iterable[Key]) -> None:
-        """Hold ``keys``; two keys with one ``kid`` are refused (the choice would be ambiguous)."""
-        self._keys = tuple(keys)
-        self._by_kid: dict[str, Key] = {}
-        for key in self._keys:
-            if not isinstance(key, Key):
-                raise InvalidKey("a KeySet holds Key objects")
-            if key.kid is not None:
-                if key.kid in self._by_kid:
-                    raise InvalidKey(f"two keys share kid {key.kid!r}")
-                self._by_kid[key.kid] = key
-        self._header_memo: dict[str, Any] = {}
-
-    @classmethod
-    def from_jwks(cls, jwks: Mapping[str, Any] | str | bytes) -> KeySet:
-        """Parse a JWK Set; keys of unknown type or with bad members are skipped (RFC 7517 §5)."""
-        if isinstance(jwks, str | bytes):
-            try:
-                jwks = orjson.loads(jwks)
-            except orjson.JSONDecodeError:
-                raise InvalidKey("a JWK Set must be JSON") from None
-        if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
-            raise InvalidKey('a JWK Set is an object with a "keys" array')
-        keys: list[Key] = []
-        for jwk in jwks["keys"]:
-            try:
-                keys.append(Key.from_jwk(jwk))
-            except InvalidKey:
-                continue
-        return cls(keys)
-
-    def to_jwks(self, private: bool = False) -> dict[str, Any]:
-        """The set as a JWKS dict (public members only unless ``private=True``)."""
-        return {"keys": [key.to_jwk(private=private) for key in self._keys]}
-
-    def get(self, kid: str) -> Key | None:
-        """The key with this ``kid``, or None."""
-        return self._by_kid.get(kid)
-
-    def candidates(self, kid: str | None, alg: str) -> list[Key]:
-        """The keys that may check a signature with ``alg`` (only the ``kid`` one if given)."""
-        if kid is not None:
-            key = self._by_kid.get(kid)
-            return [key] if key is not None and alg in key._verify_algs else []
-        return [key for key in self._keys if alg in key._verify_algs]
-
-    def __iter__(self) -> Iterator[Key]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, kid: object) -> bool:
-        return kid in self._by_kid
-
-    def __repr__(self) -> str:
-        return f"KeySet({[key.kid for key in self._keys]!r})"

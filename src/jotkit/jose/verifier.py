@@ -20,7 +20,8 @@ from jotkit.jose.claims import numeric_date
 from jotkit.jose.errors import JoseError, MalformedToken, RevokedToken
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 from jotkit.jose.jwt import _verify_token
-from jotkit.jose.keys import Key, KeySet
+from jotkit.jose.keys import Key
+from jotkit.jose.keyset import KeySet
 
 __all__ = ["RevocationCheck", "Verifier"]
 

@@ -368,7 +368,7 @@ export function parseJwks(json) {
 const ASYMMETRIC_MARKERS = ["-----BEGIN", "ssh-rsa", "ssh-ed25519", "ecdsa-sha2-", "ssh-dss"];
 
 // A shared secret as text (UTF-8) or base64url. Public-key text is refused as a secret: that is
-// the algorithm-confusion attack (HS256 "signed" with the RSA public key), keys._refuse_asymmetric_secret.
+// the algorithm-confusion attack (HS256 "signed" with the RSA public key), jwk.refuse_asymmetric_secret.
 export function secretKey(text, encoding) {
   const trimmed = text.trim();
   if (ASYMMETRIC_MARKERS.some((marker) => trimmed.startsWith(marker)) || trimmed.startsWith("{")) {

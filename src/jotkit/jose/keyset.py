@@ -1,0 +1,77 @@
+"""Key sets (RFC 7517 §5): the keys a verifier trusts, addressed by ``kid``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from jotkit.jose.errors import InvalidKey
+from jotkit.jose.keys import Key
+
+__all__ = ["KeySet"]
+
+
+class KeySet:
+    """A set of keys addressed by ``kid`` (RFC 7517 §5): what a verifier trusts."""
+
+    __slots__ = ("_by_kid", "_header_memo", "_keys")
+
+    def __init__(self, keys: Iterable[Key]) -> None:
+        """Hold ``keys``; two keys with one ``kid`` are refused (the choice would be ambiguous)."""
+        self._keys = tuple(keys)
+        self._by_kid: dict[str, Key] = {}
+        for key in self._keys:
+            if not isinstance(key, Key):
+                raise InvalidKey("a KeySet holds Key objects")
+            if key.kid is not None:
+                if key.kid in self._by_kid:
+                    raise InvalidKey(f"two keys share kid {key.kid!r}")
+                self._by_kid[key.kid] = key
+        self._header_memo: dict[str, Any] = {}
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, Any] | str | bytes) -> KeySet:
+        """Parse a JWK Set; keys of unknown type or with bad members are skipped (RFC 7517 §5)."""
+        if isinstance(jwks, str | bytes):
+            try:
+                jwks = orjson.loads(jwks)
+            except orjson.JSONDecodeError:
+                raise InvalidKey("a JWK Set must be JSON") from None
+        if not isinstance(jwks, Mapping) or not isinstance(jwks.get("keys"), list):
+            raise InvalidKey('a JWK Set is an object with a "keys" array')
+        keys: list[Key] = []
+        for jwk in jwks["keys"]:
+            try:
+                keys.append(Key.from_jwk(jwk))
+            except InvalidKey:
+                continue
+        return cls(keys)
+
+    def to_jwks(self, private: bool = False) -> dict[str, Any]:
+        """The set as a JWKS dict (public members only unless ``private=True``)."""
+        return {"keys": [key.to_jwk(private=private) for key in self._keys]}
+
+    def get(self, kid: str) -> Key | None:
+        """The key with this ``kid``, or None."""
+        return self._by_kid.get(kid)
+
+    def candidates(self, kid: str | None, alg: str) -> list[Key]:
+        """The keys that may check a signature with ``alg`` (only the ``kid`` one if given)."""
+        if kid is not None:
+            key = self._by_kid.get(kid)
+            return [key] if key is not None and alg in key._verify_algs else []
+        return [key for key in self._keys if alg in key._verify_algs]
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, kid: object) -> bool:
+        return kid in self._by_kid
+
+    def __repr__(self) -> str:
+        return f"KeySet({[key.kid for key in self._keys]!r})"
