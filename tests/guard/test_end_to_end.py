@@ -17,7 +17,7 @@ from jotkit import RevokedToken
 from jotkit.guard import Guard
 from jotkit.revocation import RevocationSet
 from jotkit.revocation.http import HttpFeedSubscriber
-from servers import ServerProcess, free_port, start_server
+from servers import DEADLINE_SECONDS, ServerProcess, free_port, start_server
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,8 @@ def test_logout_reaches_the_guard_through_the_http_feed(auth_server: ServerProce
     guard = Guard(issuer=auth_server.url, audience="jotkit", revocation=revocations, feed=feed)
     guard.start()
     try:
+        # A new set with a staleness bound refuses every token until the feed's first answer.
+        assert feed.wait_ready(DEADLINE_SECONDS), "the revocation feed never answered"
         token = auth_server.login()["access_token"]
         with serve_asgi(fastapi_app(guard)) as service:
             headers = {"Authorization": f"Bearer {token}"}
