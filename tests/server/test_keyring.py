@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from jotkit.server.keyring import Keyring
 from jotkit.server.settings import load_settings
@@ -12,9 +15,8 @@ from servers import start_server
 
 
 def _keyring(tmp_path: Path, **overrides: object) -> tuple[Keyring, Store]:
-    settings = load_settings(
-        environ={}, overrides={"database_url": f"sqlite:///{tmp_path / 'k.db'}", **overrides}
-    )
+    overrides = {"database_url": f"sqlite:///{tmp_path / 'k.db'}", **overrides}
+    settings = load_settings(environ={}, overrides=overrides)
     store = Store(settings.database_url)
     store.migrate()
     keyring = Keyring(settings, store)
@@ -83,3 +85,57 @@ def test_the_server_rotates_on_its_schedule(tmp_path: Path) -> None:
         assert "jotkit_key_rotations_total 1" in server.client.get("/metrics").text
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'k.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_a_keyring_that_missed_a_rotation_does_not_add_a_second_key(
+    tmp_path: Path, database_url: str
+) -> None:
+    first, first_store = _keyring(tmp_path, database_url=database_url)
+    second, second_store = _keyring(tmp_path, database_url=database_url)
+    now = time.time()
+    first.load(now=now)
+    second.load(now=now)
+    (initial,) = second.records()
+    rotated = first.rotate(now=now + 1, publish_ahead=0)
+    assert rotated is not None
+    # `second` decides on what it read before the rotation: its key must not be added.
+    assert second.rotate(now=now + 2, publish_ahead=0) is None
+    assert [r.kid for r in second.records()] == [initial.kid, rotated.kid]
+    assert second.signing_key(now=now + 3).kid == rotated.kid
+    # Having read the newest key, it rotates as usual.
+    assert second.rotate(now=now + 4, publish_ahead=0) is not None
+    assert len(first_store.signing_keys()) == 3
+    first_store.close()
+    second_store.close()
+
+
+def test_instances_rotating_at_once_add_one_key(tmp_path: Path, postgres_url: str) -> None:
+    """Eight keyrings that all saw the same newest key race to rotate on PostgreSQL."""
+    rings = [_keyring(tmp_path, database_url=postgres_url) for _ in range(8)]
+    now = time.time()
+    for keyring, _ in rings:
+        keyring.load(now=now)
+    start = threading.Barrier(len(rings))
+    results: list[object] = []
+
+    def rotate(keyring: Keyring) -> None:
+        start.wait()
+        results.append(keyring.rotate(now=now + 1, publish_ahead=0))
+
+    threads = [threading.Thread(target=rotate, args=(keyring,)) for keyring, _ in rings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == len(rings)
+    assert sum(result is not None for result in results) == 1
+    assert len(rings[0][1].signing_keys()) == 2
+    for _, store in rings:
+        store.close()

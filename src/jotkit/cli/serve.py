@@ -136,6 +136,11 @@ def rotate(config: str | None, database_url: str | None, publish_ahead: float | 
             record = keyring.rotate(now=time.time(), publish_ahead=publish_ahead)
     finally:
         store.close()
+    if record is None:
+        raise click.ClickException(
+            "another process stored a new key at the same moment; nothing was added "
+            "(see `jotkit keys list`, and run this again if you still want one more)"
+        )
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.activates_at))
     click.echo(f"new key {record.kid} ({record.alg}) published; signs from {when}")
 

@@ -72,11 +72,13 @@ async def _upkeep(service: AuthService) -> None:
                 last_keys = time.monotonic()
                 await asyncio.to_thread(service.refresh_keys)
                 if service.keyring.rotation_due(now=now):
-                    await asyncio.to_thread(service.keyring.rotate, now=now)
-                    service.metrics.inc("jotkit_key_rotations_total")
-                    log.info(
-                        "key_rotated", extra={"audit": {"event": "key_rotated", "by": "schedule"}}
-                    )
+                    rotated = await asyncio.to_thread(service.keyring.rotate, now=now)
+                    if rotated is not None:  # None: another instance rotated first
+                        service.metrics.inc("jotkit_key_rotations_total")
+                        log.info(
+                            "key_rotated",
+                            extra={"audit": {"event": "key_rotated", "by": "schedule"}},
+                        )
             if time.monotonic() - last_prune >= _PRUNE_SECONDS:
                 last_prune = time.monotonic()
                 await asyncio.to_thread(service.store.prune, now=now)

@@ -95,8 +95,12 @@ class Keyring:
         with self._lock:
             return [record for record, _ in self._records]
 
-    def rotate(self, *, now: float, publish_ahead: float | None = None) -> KeyRecord:
-        """Create the next key: published now, signing after ``publish_ahead`` seconds."""
+    def rotate(self, *, now: float, publish_ahead: float | None = None) -> KeyRecord | None:
+        """Create the next key: published now, signing after ``publish_ahead`` seconds.
+
+        None when another process stored a key since this keyring last read them: that key
+        stands (this keyring reloads it), so two instances rotating at once add one key.
+        """
         if self._settings.hs256:
             raise ConfigError("HS256 mode has one shared secret: rotate it in the environment")
         settings = self._settings
@@ -117,10 +121,13 @@ class Keyring:
         remove_after = (
             record.activates_at + settings.access_ttl_seconds + settings.clock_skew_seconds
         )
-        retire = [(r.kid, remove_after) for r, _ in self._records if r.retired_at is None]
-        self._store.add_signing_key(record, retire=retire)
+        with self._lock:
+            seen = [r for r, _ in self._records]
+        retire = [(r.kid, remove_after) for r in seen if r.retired_at is None]
+        newest = seen[-1].kid if seen else None  # the store lists them by activation
+        added = self._store.add_signing_key(record, retire=retire, after=newest)
         self.reload()
-        return record
+        return record if added else None
 
     def rotation_due(self, *, now: float) -> bool:
         """True when the automatic schedule wants a new key (none pending, newest too old)."""
