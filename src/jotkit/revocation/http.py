@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from jotkit.revocation.entries import Revocation, RevocationSet
+from jotkit.revocation.follower import FeedFollower
 
 __all__ = ["FeedError", "HttpFeedSubscriber"]
 
@@ -69,7 +67,7 @@ def _parse_answer(body: Any) -> tuple[int, list[Revocation]]:
     return cursor, parsed
 
 
-class HttpFeedSubscriber:
+class HttpFeedSubscriber(FeedFollower):
     """Keeps a ``RevocationSet`` up to date by long-polling the auth server's feed.
 
     ``start()`` runs the poll loop in a daemon thread; ``poll_once()`` is one blocking poll.
@@ -92,25 +90,23 @@ class HttpFeedSubscriber:
         """Follow the feed of the auth server at base URL ``url``; call ``start()`` to begin."""
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
             raise ValueError(f"wait_seconds must be between 0 and {MAX_WAIT_SECONDS}")
+        super().__init__(
+            revocations,
+            thread_name="jotkit-revocations-http",
+            backoff_initial_seconds=backoff_initial_seconds,
+            backoff_max_seconds=backoff_max_seconds,
+            prune_interval_seconds=prune_interval_seconds,
+        )
         self.url = url.rstrip("/")
-        self.revocations = revocations
         self.wait_seconds = wait_seconds
-        self.backoff_initial_seconds = backoff_initial_seconds
-        self.backoff_max_seconds = backoff_max_seconds
-        self.prune_interval_seconds = prune_interval_seconds
         #: The server's cursor after the last good answer: the next poll asks for what follows.
         self.cursor = 0
         self._headers = dict(headers or {})
         # The read timeout covers the server's hold plus a margin for a slow answer.
         self._timeout = httpx.Timeout(connect_timeout_seconds, read=MAX_WAIT_SECONDS + 10.0)
         self._client = httpx.Client(headers=self._headers, timeout=self._timeout)
-        self._closed = threading.Event()
-        self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(
-            target=self._run, name="jotkit-revocations-http", daemon=True
-        )
 
     def poll_once(self, wait_seconds: float | None = None) -> int:
         """One blocking poll: apply what the feed returns, mark the set heard.
@@ -160,20 +156,6 @@ class HttpFeedSubscriber:
         self.revocations.heard()
         return len(entries)
 
-    def start(self) -> HttpFeedSubscriber:
-        """Start the poll loop in a daemon thread; returns self."""
-        self._thread.start()
-        return self
-
-    @property
-    def connected(self) -> bool:
-        """True after a good answer, until the next failed poll."""
-        return self._ready.is_set()
-
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        """Block until the first good answer (or ``timeout``); returns ``connected``."""
-        return self._ready.wait(timeout)
-
     def close(self, timeout: float = 5.0) -> None:
         """Stop the loop, cutting off a poll the server is holding."""
         self._closed.set()
@@ -181,15 +163,8 @@ class HttpFeedSubscriber:
         if loop is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already finished
                 loop.call_soon_threadsafe(stop.set)
-        if self._thread.ident is not None:  # started
-            self._thread.join(timeout)
+        super().close(timeout)
         self._client.close()
-
-    def __enter__(self) -> HttpFeedSubscriber:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def _run(self) -> None:
         # An event loop of its own: a held poll is a task that close() can cancel at once,
@@ -201,7 +176,6 @@ class HttpFeedSubscriber:
         self._loop = asyncio.get_running_loop()
         stopping = asyncio.ensure_future(stop.wait())
         failures = 0
-        last_prune = time.monotonic()
         # The first poll does not wait: it loads the live set as fast as the server can answer.
         wait: float = 0
         async with httpx.AsyncClient(headers=self._headers, timeout=self._timeout) as client:
@@ -221,22 +195,14 @@ class HttpFeedSubscriber:
                         logger.warning(
                             "revocation feed: poll failed (%s: %s); backing off", code, error
                         )
-                    # Jitter spreads a fleet of verifiers coming back after a server restart.
-                    ceiling = min(
-                        self.backoff_max_seconds, self.backoff_initial_seconds * 2.0**failures
-                    )
+                    delay = self._backoff_seconds(failures)
                     failures += 1
-                    await asyncio.wait(
-                        {stopping},
-                        timeout=ceiling * (0.5 + random.random() / 2),  # noqa: S311
-                    )
+                    await asyncio.wait({stopping}, timeout=delay)
                     continue
                 failures = 0
                 wait = self.wait_seconds
                 self._ready.set()
-                if time.monotonic() - last_prune > self.prune_interval_seconds:
-                    last_prune = time.monotonic()
-                    self.revocations.prune()
+                self._prune_if_due()
         stopping.cancel()
         self._ready.clear()
 

@@ -20,7 +20,6 @@ whatever was published before is in the log. Applying an entry twice is harmless
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from jotkit.revocation.entries import Revocation, RevocationSet
+from jotkit.revocation.follower import FeedFollower
 
 __all__ = ["RedisPublisher", "RedisSubscriber", "feed_keys"]
 
@@ -53,12 +53,6 @@ def feed_keys(prefix: str) -> tuple[str, str, str, str]:
 def _member(entry: Revocation) -> bytes:
     # Sorted keys: one entry is always the same log member, so re-adding it is a no-op.
     return orjson.dumps(entry.to_json(), option=orjson.OPT_SORT_KEYS)
-
-
-def _backoff_seconds(attempt: int, initial: float, maximum: float) -> float:
-    # Jitter spreads a fleet of verifiers reconnecting after the same Redis restart.
-    ceiling = min(maximum, initial * 2.0**attempt)
-    return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - timing jitter, not a secret
 
 
 class RedisPublisher:
@@ -246,7 +240,7 @@ class RedisPublisher:
         self.close()
 
 
-class RedisSubscriber:
+class RedisSubscriber(FeedFollower):
     """Keeps a ``RevocationSet`` up to date from the Redis feed, in a background thread.
 
     On every (re)connection: subscribe to the channel, then read the whole log, then apply
@@ -272,49 +266,20 @@ class RedisSubscriber:
         prune_interval_seconds: float = 60.0,
     ) -> None:
         """Prepare to follow the feed at ``url``; call ``start()`` to begin."""
+        super().__init__(
+            revocations,
+            thread_name=f"jotkit-revocations-redis-{prefix}",
+            backoff_initial_seconds=backoff_initial_seconds,
+            backoff_max_seconds=backoff_max_seconds,
+            prune_interval_seconds=prune_interval_seconds,
+        )
         self.url = url
-        self.revocations = revocations
         self.channel, self.log_key, _, _ = feed_keys(prefix)
-        self.backoff_initial_seconds = backoff_initial_seconds
-        self.backoff_max_seconds = backoff_max_seconds
         self.health_check_seconds = health_check_seconds
-        self.prune_interval_seconds = prune_interval_seconds
         #: How many times a connection was established and the log read (1 after start).
         self.connections = 0
-        self._ready = threading.Event()
-        self._closed = threading.Event()
         self._reread = False
-        self._last_prune = time.monotonic()
         self._pubsub: Any = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"jotkit-revocations-redis-{prefix}", daemon=True
-        )
-
-    def start(self) -> RedisSubscriber:
-        """Start the background thread; returns self."""
-        self._thread.start()
-        return self
-
-    @property
-    def connected(self) -> bool:
-        """True while subscribed and caught up with the log."""
-        return self._ready.is_set()
-
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        """Block until subscribed and caught up (or ``timeout``); returns ``connected``."""
-        return self._ready.wait(timeout)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the thread and drop the connection."""
-        self._closed.set()
-        if self._thread.ident is not None:  # started
-            self._thread.join(timeout)
-
-    def __enter__(self) -> RedisSubscriber:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def _run(self) -> None:
         failures = 0
@@ -338,9 +303,7 @@ class RedisSubscriber:
                 if self._ready.is_set() or failures == 0:
                     logger.warning("revocation feed: lost Redis (%s); reconnecting", error)
                 self._ready.clear()
-                delay = _backoff_seconds(
-                    failures, self.backoff_initial_seconds, self.backoff_max_seconds
-                )
+                delay = self._backoff_seconds(failures)
                 failures += 1
                 self._closed.wait(delay)
             except Exception:
@@ -376,9 +339,7 @@ class RedisSubscriber:
             message = pubsub.get_message(timeout=0.5)
             if message is not None and message["type"] == "message":
                 self._on_message(client, message["data"])
-            if time.monotonic() - self._last_prune > self.prune_interval_seconds:
-                self._last_prune = time.monotonic()
-                self.revocations.prune()
+            self._prune_if_due()
 
     def _mark_reread(self, _connection: object) -> None:
         self._reread = True
