@@ -333,6 +333,18 @@ def test_kid_selects_only_among_callers_keys() -> None:
     _assert_raises(KeyNotFound, "ERR_JWKS_NO_MATCHING_KEY", jwt.verify, stranger, keys, now=NOW)
 
 
+def test_kid_less_keyset_tries_every_candidate_under_a_remembered_header() -> None:
+    a, b = (Key.from_pem(Key.generate("ES256").to_pem(private=True)) for _ in range(2))
+    keys = KeySet([a.public(), b.public()])
+    by_a, by_b = jwt.sign({"exp": EXP, "sub": "a"}, a), jwt.sign({"exp": EXP, "sub": "b"}, b)
+    assert by_a.split(".")[0] == by_b.split(".")[0]  # one header text for both keys
+    assert jwt.verify(by_a, keys, now=NOW)["sub"] == "a"  # remembers the header's route
+    assert jwt.verify(by_b, keys, now=NOW)["sub"] == "b"  # ...which still holds both keys
+    stranger = Key.from_pem(Key.generate("ES256").to_pem(private=True))
+    forged = jwt.sign({"exp": EXP}, stranger)
+    _assert_raises(InvalidSignature, "ERR_JWS_SIGNATURE_INVALID", jwt.verify, forged, keys, now=NOW)
+
+
 # -- ECDSA ------------------------------------------------------------------------------------
 
 

@@ -165,11 +165,15 @@ def validate(
                 claim="iat",
                 code="ERR_JWT_MAX_AGE_EXCEEDED",
             )
-    if issuer is not None and not _matches(claims.get("iss"), issuer):
-        raise InvalidClaim(f"unexpected issuer (iss={_short(claims.get('iss'))})", claim="iss")
+    # One expected string (the common case) is compared inline; a set goes through _matches.
+    iss = claims.get("iss")
+    if issuer is not None and not (iss == issuer if type(issuer) is str else _matches(iss, issuer)):
+        raise InvalidClaim(f"unexpected issuer (iss={_short(iss)})", claim="iss")
     aud = claims.get("aud", _MISSING)
     if audience is not None:
-        if type(aud) is list:
+        if type(audience) is str and aud == audience:
+            pass
+        elif type(aud) is list:
             if not any(_matches(item, audience) for item in aud):
                 raise InvalidClaim(f"token audience {_short(aud)} is not ours", claim="aud")
         elif not _matches(aud, audience):

@@ -109,8 +109,9 @@ class Key:
         self._allowed = compatible
         # use=enc keys stay in a key set (a JWKS may mix them) but never check a signature.
         self._verify_algs = compatible if self.can("verify") else frozenset()
-        # Parsed protected headers, keyed by their base64url text (see jws._parse_header),
-        # and encoded headers this key signs with (see jws._encoded_header): per-key caches.
+        # Routes of verified protected headers, keyed by their base64url text (see
+        # jws._verify_compact), and encoded headers this key signs with (see
+        # jws._encoded_header): per-key caches.
         self._header_memo: dict[str, Any] = {}
         self._signing_headers: dict[Any, Any] = {}
         self._hmac_bases: dict[str, hmac.HMAC] = {}
