@@ -27,6 +27,7 @@ test: lint
 
 bench: install
 	$(BIN)/python benchmarks/bench_jose.py
+	$(BIN)/python benchmarks/count_jose.py --peers
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_guard.py
 	$(BIN)/python benchmarks/bench_propagation.py
