@@ -1,8 +1,6 @@
 """``jotkit keys``: generate keys, publish JWKS, thumbprints, and rotate the server's keys.
 
-Also the command line's shared plumbing for key files and errors (``token`` uses it too):
-``load_key_file`` reads PEM, DER, a JWK or a JWK Set; ``CliError`` is the one-line
-``error: CODE: message`` every command ends with when it cannot do what was asked.
+Key files are read by ``jotkit.cli.sources.load_key_file``; failures are its ``CliError``.
 
 Exit codes: 0 success, 1 the operation failed, 2 bad usage or unreadable input (a missing or
 unreadable file, a file that holds no key, an output file that already exists).
@@ -10,162 +8,20 @@ unreadable file, a file that holds no key, an output file that already exists).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
 import orjson
 
-from jotkit.jose import ALGORITHMS, InvalidKey, JoseError, Key, KeySet
+from jotkit.cli.sources import CliError, CliInputError, dump_json, load_key_file, reporting
+from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_USAGE",
-    "CliError",
-    "CliInputError",
-    "LoadedKeys",
-    "dump_json",
-    "keys",
-    "load_key_file",
-    "read_input",
-    "reporting",
-]
+__all__ = ["keys"]
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-# Bigger than this is not a key file or a JWK Set (an 8192-bit RSA private JWK is ~7 KiB).
-MAX_KEY_FILE_BYTES = 1 << 20
 # RFC 9278: the URI form of an RFC 7638 SHA-256 thumbprint.
 _THUMBPRINT_URI_PREFIX = "urn:ietf:params:oauth:jwk-thumbprint:sha-256:"
-
-
-class CliError(click.ClickException):
-    """The operation failed (exit 1): one line ``error: CODE: message`` on stderr."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-    def show(self, file: Any = None) -> None:
-        """Print ``error: CODE: message`` to stderr (click calls this before exiting)."""
-        click.echo(f"error: {self.code}: {self.format_message()}", err=True)
-
-    def to_json(self) -> dict[str, Any]:
-        """The error as the ``error`` member of a ``--json`` document."""
-        return {"code": self.code, "message": self.format_message()}
-
-
-class CliInputError(CliError):
-    """Bad usage or unreadable input (exit 2): a missing file, a file that holds no key, an
-    output file that exists. Like click's own usage errors, but one line with a code."""
-
-    exit_code = EXIT_USAGE
-
-
-def dump_json(document: Mapping[str, Any]) -> str:
-    """One indented JSON document for ``--json`` output.
-
-    The stdlib encoder, not orjson: headers may hold integers past 64 bits, and
-    ``ensure_ascii`` keeps control characters from a token out of the reader's terminal.
-    """
-    return json.dumps(document, indent=2, ensure_ascii=True)
-
-
-@contextlib.contextmanager
-def reporting(as_json: bool, **context: Any) -> Iterator[None]:
-    """With ``--json``, a ``CliError`` also becomes a JSON document on stdout (``context``
-    members first, then ``error``), so a script always has one document to parse."""
-    try:
-        yield
-    except CliError as exc:
-        if as_json:
-            click.echo(dump_json({**context, "error": exc.to_json()}))
-        raise
-
-
-def read_input(path: str, *, what: str, max_bytes: int = MAX_KEY_FILE_BYTES) -> bytes:
-    """The bytes of ``path`` (``-`` = stdin); a missing, unreadable or huge file is exit 2."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read(max_bytes + 1)
-        else:
-            with open(path, "rb") as stream:
-                data = stream.read(max_bytes + 1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise CliInputError("ERR_FILE_UNREADABLE", f"cannot read {what} {path}: {reason}") from None
-    if len(data) > max_bytes:
-        raise CliInputError(
-            "ERR_FILE_UNREADABLE", f"{what} {path} is over {max_bytes} bytes: not a {what}"
-        )
-    return data
-
-
-@dataclass
-class LoadedKeys:
-    """The keys of one file and what the file was: ``pem``, ``der``, ``jwk`` or ``jwks``."""
-
-    path: str
-    form: str
-    keys: list[Key]
-    warnings: list[dict[str, str]] = field(default_factory=list)
-
-
-def load_key_file(path: str, *, thumbprint_kids: bool = False) -> LoadedKeys:
-    """Read a key file: PEM (private, public or certificate), DER, a JWK or a JWK Set.
-
-    PEM and DER carry no ``kid``; with ``thumbprint_kids`` such keys get their RFC 7638
-    thumbprint as ``kid`` (what ``keys generate`` gives them), so a token signed with the PEM
-    names the key that ``keys jwks`` publishes for it. Anything unusable is exit 2.
-    """
-    data = read_input(path, what="key file")
-    try:
-        if b"-----BEGIN" in data:
-            loaded = LoadedKeys(path, "pem", [Key.from_pem(data)])
-        elif data.lstrip().startswith(b"{"):
-            loaded = _load_json_keys(path, data)
-        else:
-            try:
-                loaded = LoadedKeys(path, "der", [Key.from_der(data)])
-            except InvalidKey:
-                raise InvalidKey("not a PEM, DER, JWK or JWK Set key file") from None
-    except JoseError as exc:
-        raise CliInputError(exc.code, f"{path}: {exc}") from None
-    if thumbprint_kids and loaded.form in ("pem", "der"):
-        for key in loaded.keys:
-            key.kid = key.thumbprint()
-    return loaded
-
-
-def _load_json_keys(path: str, data: bytes) -> LoadedKeys:
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise InvalidKey("not valid JSON") from None
-    if isinstance(document, dict) and "keys" in document:
-        key_set = KeySet.from_jwks(document)
-        loaded = LoadedKeys(path, "jwks", list(key_set))
-        skipped = len(document["keys"]) - len(key_set)
-        if skipped:
-            # RFC 7517 §5: members of a set that cannot be used are ignored, not fatal.
-            loaded.warnings.append(
-                {
-                    "code": "WARN_JWKS_KEYS_SKIPPED",
-                    "message": f"{path}: {skipped} key(s) of unknown type or with bad members "
-                    "skipped",
-                }
-            )
-        if not loaded.keys:
-            raise InvalidKey("the JWK Set holds no usable key")
-        return loaded
-    if isinstance(document, dict) and "kty" in document:
-        return LoadedKeys(path, "jwk", [Key.from_jwk(document)])
-    raise InvalidKey('JSON key files are a JWK (with "kty") or a JWK Set (with "keys")')
 
 
 def _key_summary(key: Key, path: str) -> dict[str, Any]:
@@ -375,4 +231,4 @@ def thumbprint(file: str, as_json: bool) -> None:
 
 
 # `jotkit keys rotate` (the auth server's key rotation) joins this group with the server work;
-# it can reuse load_key_file and CliError above.
+# it can reuse load_key_file and CliError from jotkit.cli.sources.

@@ -8,12 +8,9 @@ refusal, an unreachable JWKS), 2 bad usage or unreadable input.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 import orjson
@@ -27,23 +24,25 @@ from jotkit.cli.display import (
     quote,
     show,
 )
-from jotkit.cli.keys import (
+from jotkit.cli.sources import (
     CliError,
-    CliInputError,
+    check_jwks_url,
     dump_json,
+    fetch_jwks,
     load_key_file,
-    read_input,
+    one_source,
+    read_token,
     reporting,
+    secret_key,
+    signing_key,
 )
 from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet, jwt
-from jotkit.jose.b64 import b64encode
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 
 __all__ = ["token"]
 
 # decode is for looking: it shows tokens up to 8x the verifier's cap, and warns past the cap.
 DECODE_MAX_TOKEN_BYTES = 8 * DEFAULT_MAX_TOKEN_BYTES
-JWKS_MAX_BYTES = 1 << 20
 _CLAIM_ORDER = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
 NOT_VERIFIED = (
     "signed, not encrypted: anyone holding this token can read it; this decode verified nothing"
@@ -62,95 +61,6 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if match is None:
         raise click.BadParameter(f"{value!r} is not a duration like 30s, 15m, 2h or 1d", ctx, param)
     return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-# -- input --------------------------------------------------------------------------------
-
-
-def _read_token(argument: str | None, *, max_bytes: int) -> str:
-    """The token from the argument or stdin (``-``), without whitespace or a Bearer prefix."""
-    if argument is None or argument == "-":
-        if argument is None and sys.stdin.isatty():
-            raise click.UsageError("give a TOKEN, or - and pipe the token on stdin")
-        raw = read_input("-", what="token", max_bytes=max_bytes + 64)
-    else:
-        raw = argument.encode("utf-8", "replace")
-    raw = raw.strip()
-    if raw[:7].lower() == b"bearer ":
-        raw = raw[7:].strip()
-    if not raw:
-        raise CliInputError("ERR_NO_TOKEN", "no token given")
-    # Not ASCII is not a token, but jwt.peek / jwt.verify say so (exit 1, ERR_JWS_MALFORMED).
-    return raw.decode("utf-8", "replace")
-
-
-def _secret_key(secret_file: str | None, secret_env: str | None, alg: str | None) -> Key:
-    if secret_file is not None:
-        secret = read_input(secret_file, what="secret file")
-        # A file written by `echo` ends in a newline that is not part of the secret.
-        secret = secret.removesuffix(b"\n").removesuffix(b"\r")
-    else:
-        value = os.environ.get(secret_env or "")
-        if not value:
-            raise CliInputError(
-                "ERR_SECRET_ENV_UNSET", f"environment variable {secret_env} is not set or empty"
-            )
-        secret = value.encode()
-    try:
-        if alg is not None:
-            return Key.from_secret(secret, alg=alg)
-        # Unbound: every HS* the secret is long enough for (the --alg list narrows it).
-        return Key.from_jwk({"kty": "oct", "k": b64encode(secret)})
-    except JoseError as exc:
-        raise CliInputError(exc.code, f"HMAC secret: {exc}") from None
-
-
-def _one_source(**sources: Any) -> None:
-    given = [name for name, value in sources.items() if value is not None]
-    if len(given) != 1:
-        flags = ", ".join("--" + name.replace("_", "-") for name in sources)
-        raise click.UsageError(f"give exactly one of {flags}")
-
-
-def _fetch_jwks(url: str, timeout: float) -> KeySet:
-    """GET a JWK Set with httpx; every failure is ERR_JWKS_FETCH or ERR_JWKS_INVALID (exit 1)."""
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - httpx comes with the guard and server extras
-        raise CliInputError(
-            "ERR_JWKS_FETCH", "--jwks needs httpx: pip install 'jotkit[guard]'"
-        ) from None
-    body = bytearray()
-    try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client,
-            client.stream("GET", url, headers={"Accept": "application/json"}) as response,
-        ):
-            if response.status_code != 200:
-                raise CliError("ERR_JWKS_FETCH", f"GET {url} answered HTTP {response.status_code}")
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > JWKS_MAX_BYTES:
-                    raise CliError("ERR_JWKS_FETCH", f"{url} sent over {JWKS_MAX_BYTES} bytes")
-    except httpx.HTTPError as exc:
-        raise CliError(
-            "ERR_JWKS_FETCH", f"cannot fetch {url}: {type(exc).__name__}: {exc}"
-        ) from None
-    try:
-        key_set = KeySet.from_jwks(bytes(body))
-    except JoseError as exc:
-        raise CliError("ERR_JWKS_INVALID", f"{url} is not a JWK Set: {exc}") from None
-    if not len(key_set):
-        raise CliError("ERR_JWKS_INVALID", f"the JWK Set at {url} holds no usable key")
-    return key_set
-
-
-def _jwks_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise click.BadParameter("must be an http:// or https:// URL", ctx, param)
-    return value
 
 
 def _one_or_many(values: tuple[str, ...]) -> str | list[str] | None:
@@ -199,7 +109,7 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
     A token that does not decode is exit 1 with its JoseError code.
     """
     with reporting(as_json, verified=False):
-        text = _read_token(token_text, max_bytes=DECODE_MAX_TOKEN_BYTES)
+        text = read_token(token_text, max_bytes=DECODE_MAX_TOKEN_BYTES)
         try:
             header, claims = jwt.peek(text, max_token_bytes=DECODE_MAX_TOKEN_BYTES)
         except JoseError as exc:
@@ -227,7 +137,9 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
 
 @token.command()
 @click.argument("token_text", metavar="[TOKEN|-]", required=False)
-@click.option("--jwks", "jwks_url", callback=_jwks_url, help="Fetch the keys from this JWKS URL.")
+@click.option(
+    "--jwks", "jwks_url", callback=check_jwks_url, help="Fetch the keys from this JWKS URL."
+)
 @click.option("--key", "key_file", type=click.Path(dir_okay=False), help="PEM, JWK or JWKS file.")
 @click.option("--secret-file", type=click.Path(dir_okay=False), help="HMAC secret in a file.")
 @click.option("--secret-env", metavar="NAME", help="HMAC secret in this environment variable.")
@@ -286,8 +198,8 @@ def verify(
     secret (--secret-file FILE, --secret-env NAME).
     """
     with reporting(as_json, valid=False, verdict="error"):
-        _one_source(key=key_file, jwks=jwks_url, secret_file=secret_file, secret_env=secret_env)
-        text = _read_token(token_text, max_bytes=DECODE_MAX_TOKEN_BYTES)
+        one_source(key=key_file, jwks=jwks_url, secret_file=secret_file, secret_env=secret_env)
+        text = read_token(token_text, max_bytes=DECODE_MAX_TOKEN_BYTES)
         keys: Key | KeySet
         warnings: list[dict[str, str]] = []
         if key_file is not None:
@@ -295,9 +207,9 @@ def verify(
             warnings += loaded.warnings
             keys = KeySet(loaded.keys) if loaded.form == "jwks" else loaded.keys[0]
         elif jwks_url is not None:
-            keys = _fetch_jwks(jwks_url, timeout)
+            keys = fetch_jwks(jwks_url, timeout)
         else:
-            keys = _secret_key(secret_file, secret_env, algs[0] if len(algs) == 1 else None)
+            keys = secret_key(secret_file, secret_env, algs[0] if len(algs) == 1 else None)
         policy = {
             "algorithms": list(algs) or None,
             "issuer": _one_or_many(iss),
@@ -409,7 +321,7 @@ def sign(
     \b
     jotkit token sign --key signing.pem --sub alice --aud api --exp 15m --claim admin=true
     """
-    _one_source(key=key_file, secret_file=secret_file, secret_env=secret_env)
+    one_source(key=key_file, secret_file=secret_file, secret_env=secret_env)
     now = int(time.time())
     options: dict[str, Any] = {"iss": iss, "sub": sub, "aud": _one_or_many(aud)}
     options["exp"] = None if lifetime is None else now + round(lifetime)
@@ -423,9 +335,9 @@ def sign(
     claims = {"iat": now} | given
     claims = {name: claims[name] for name in _CLAIM_ORDER if name in claims} | claims
     if key_file is not None:
-        key = _signing_key(key_file, kid)
+        key = signing_key(key_file, kid)
     else:
-        key = _secret_key(secret_file, secret_env, alg or "HS256")
+        key = secret_key(secret_file, secret_env, alg or "HS256")
         key.kid = kid
     header = {"typ": typ} if typ is not None else None
     try:
@@ -439,24 +351,3 @@ def sign(
             )
         raise CliError(exc.code, message) from None
     click.echo(signed)
-
-
-def _signing_key(path: str, kid: str | None) -> Key:
-    loaded = load_key_file(path, thumbprint_kids=True)
-    candidates = [key for key in loaded.keys if key.is_private]
-    if loaded.form == "jwks" and kid is not None:
-        candidates = [key for key in candidates if key.kid == kid]
-    if not candidates:
-        which = f" with kid {kid!r}" if loaded.form == "jwks" and kid is not None else ""
-        raise CliInputError(
-            "ERR_KEY_NOT_PRIVATE",
-            f"{path} holds no private key{which}; signing needs the private key",
-        )
-    if len(candidates) > 1:
-        raise CliInputError(
-            "ERR_KEY_AMBIGUOUS", f"{path} holds {len(candidates)} private keys; pick one with --kid"
-        )
-    key = candidates[0]
-    if kid is not None:
-        key.kid = kid
-    return key
