@@ -153,6 +153,23 @@ def _signature_bytes(segment: str) -> bytes:
     return b64decode(segment)
 
 
+def _signer(alg: Algorithm, candidates: tuple[Key, ...], signing_input: bytes, segment: str) -> Key:
+    """The first candidate whose ``alg`` signature of ``signing_input`` is ``segment``."""
+    if alg.kty == "oct":
+        # Compare base64url text rather than decoding the token's segment: one fewer decode,
+        # and a non-canonical spelling of the right MAC can never match.
+        hash_name = alg.hash_name or ""
+        for key in candidates:
+            if hmac.compare_digest(b64encode(key._mac(hash_name, signing_input)), segment):
+                return key
+    else:
+        signature = _signature_bytes(segment)  # once, however many candidates
+        for key in candidates:
+            if alg.verify(key._public_material, signing_input, signature):
+                return key
+    raise InvalidSignature(f"{alg.name} signature does not verify")
+
+
 def _as_text(token: Any, max_token_bytes: int) -> str:
     """A bytes token as text, after its size cap; anything else is not a token."""
     if not isinstance(token, bytes | bytearray):
@@ -207,23 +224,7 @@ def _verify_compact(
         header, alg, candidates = _route(header_segment, keys, algorithms)
     signing_input = token[: len(header_segment) + len(payload_segment) + 1].encode()
     payload = b64decode(payload_segment)
-    if alg.kty == "oct":
-        # Compare base64url text rather than decoding the token's segment: one fewer decode,
-        # and a non-canonical spelling of the right MAC can never match.
-        hash_name = alg.hash_name or ""
-        for key in candidates:
-            expected = b64encode(key._mac(hash_name, signing_input))
-            if hmac.compare_digest(expected, signature_segment):
-                break
-        else:
-            raise InvalidSignature(f"{alg.name} signature does not verify")
-    else:
-        signature = _signature_bytes(signature_segment)  # once, however many candidates
-        for key in candidates:
-            if alg.verify(key._public_material, signing_input, signature):
-                break
-        else:
-            raise InvalidSignature(f"{alg.name} signature does not verify")
+    key = _signer(alg, candidates, signing_input, signature_segment)
     if route is None:
         if len(memo) >= _HEADER_MEMO_SIZE:
             memo.clear()
