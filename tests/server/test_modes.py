@@ -47,6 +47,11 @@ def test_cookie_mode_sets_httponly_cookies_and_requires_csrf(tmp_path: Path) -> 
             assert refused.status_code == 403 and refused.json()["error"] == "csrf_failed"
             wrong = browser.post("/logout", headers={"X-CSRF-Token": "guess"})
             assert wrong.status_code == 403
+            # An empty Authorization header still means "the cookie": still CSRF-checked.
+            for path in ("/logout", "/logout/all"):
+                empty = browser.post(path, headers={"Authorization": ""})
+                assert empty.status_code == 403 and empty.json()["error"] == "csrf_failed"
+            assert browser.get("/me").status_code == 200  # the session survived those
         refresh_jar = {
             "jotkit_refresh": answer.cookies["jotkit_refresh"],
             "jotkit_csrf": answer.cookies["jotkit_csrf"],

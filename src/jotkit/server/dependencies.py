@@ -89,7 +89,9 @@ async def authenticated(request: Request) -> Mapping[str, Any]:
         claims = service.authenticate(authorization, cookies)
     except JoseError as exc:
         raise GuardRefusal(service.guard.challenge(exc)) from None
-    if cookies and authorization is None and request.method not in _SAFE_METHODS:
+    # The guard takes the cookie whenever the header is absent *or empty* (request_token), so
+    # the CSRF check keys on the same test: an empty "Authorization:" must not skip it.
+    if cookies and not authorization and request.method not in _SAFE_METHODS:
         check_csrf(request)
     return claims.raw
 
