@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -294,3 +295,17 @@ def test_the_body_limit_is_a_setting(tmp_path: Path) -> None:
         assert_error(small.client.post("/login", json=padded), 413, "request_too_large")
     finally:
         small.stop()
+
+
+def test_a_broken_multipart_body_is_a_json_error_and_logs_as_json(server: ServerProcess) -> None:
+    broken = server.client.post(
+        "/revoke",
+        content=b"--xx\r\n{garbage",
+        headers={"Content-Type": "multipart/form-data; boundary=xx"},
+    )
+    assert_error(broken, 400, "invalid_request")
+    # python-multipart warns about it; that warning is a JSON line like every other.
+    lines = [line for line in server.log().splitlines() if not line.startswith("jotkit serving")]
+    assert any('"logger":"python_multipart' in line for line in lines)
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line

@@ -41,4 +41,9 @@ def configure_logging(level: str) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+    # Libraries' own warnings (python-multipart on a broken form, for one) reach the root
+    # logger; without a handler there Python prints them as bare text between the JSON lines.
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     logging.Formatter.converter = time.gmtime
