@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from jotkit.server.app import build_service
+from jotkit.server.errors import ApiError
 from jotkit.server.keyring import Keyring
 from jotkit.server.settings import load_settings
 from jotkit.store import Store
@@ -139,3 +142,37 @@ def test_instances_rotating_at_once_add_one_key(tmp_path: Path, postgres_url: st
     assert len(rings[0][1].signing_keys()) == 2
     for _, store in rings:
         store.close()
+
+
+def test_with_no_active_key_login_and_refresh_refuse_and_spend_nothing(tmp_path: Path) -> None:
+    # A clock set back before every key's activation: the service must ask for the signing
+    # key before it writes, so the refresh token survives and no orphan session is made.
+    db = tmp_path / "k.db"
+    settings = load_settings(
+        environ={},
+        overrides={
+            "database_url": f"sqlite:///{db}",
+            "argon2_time_cost": 1,
+            "argon2_memory_kib": 8,
+            "argon2_parallelism": 1,
+        },
+    )
+    service = build_service(settings)
+    user = service.add_user("a@example.com", "correct horse")
+    pair = service.login("a@example.com", "correct horse", address="t", user_agent="t")
+
+    def set_activation(when: float) -> None:
+        with sqlite3.connect(db) as connection:
+            connection.execute("UPDATE signing_keys SET activates_at = ?", (when,))
+        service.keyring.reload()
+
+    set_activation(time.time() + 3600)
+    with pytest.raises(ApiError) as refused:
+        service.refresh(pair.refresh_token, address="t")
+    assert refused.value.code == "unavailable"
+    with pytest.raises(ApiError):
+        service.login("a@example.com", "correct horse", address="t", user_agent="t")
+    assert len(service.sessions(user.id)) == 1
+    set_activation(0)
+    assert service.refresh(pair.refresh_token, address="t").sid == pair.sid  # still unspent
+    service.store.close()

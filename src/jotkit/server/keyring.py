@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from jotkit.jose import Key, KeySet
 from jotkit.jose.b64 import b64decode, b64encode
+from jotkit.server.errors import ApiError
 from jotkit.server.settings import ConfigError, Settings
 from jotkit.store import KeyRecord, Store
 
@@ -77,7 +78,9 @@ class Keyring:
         with self._lock:
             active = [key for record, key in self._records if record.activates_at <= now]
         if not active:
-            raise RuntimeError("no active signing key")
+            # Only reachable when every stored key activates in the future (a clock set back
+            # past them): the service asks before it writes anything, so nothing is spent.
+            raise ApiError("unavailable", "no signing key is active yet")
         return active[-1]
 
     @property

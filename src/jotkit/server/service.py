@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jotkit.guard import Claims, Guard
-from jotkit.jose import JoseError, jwt
+from jotkit.jose import JoseError, Key, jwt
 from jotkit.revocation import Revocation
 from jotkit.server.errors import ApiError
 from jotkit.server.feed import ServerFeed
@@ -128,7 +128,7 @@ class AuthService:
 
     # -- tokens ---------------------------------------------------------------------------
 
-    def _access_token(self, user: User, sid: str, now: float) -> str:
+    def _access_token(self, user: User, sid: str, now: float, key: Key) -> str:
         settings = self.settings
         iat = int(now)
         claims: dict[str, Any] = {
@@ -146,7 +146,6 @@ class AuthService:
         }
         if settings.include_email_claim:
             claims["email"] = user.email
-        key = self.keyring.signing_key(now=now)
         return jwt.sign(claims, key, header={"typ": "at+jwt"})
 
     def login(self, email: str, password: str, *, address: str, user_agent: str) -> TokenPair:
@@ -191,6 +190,7 @@ class AuthService:
             self.store.clear_failures(account)
         if self.passwords.needs_rehash(user.password_hash):
             self.store.update_user(user.email, password_hash=self.passwords.hash(password))
+        key = self.keyring.signing_key(now=now)  # before the session exists: no orphan on error
         refresh_token = secrets.token_urlsafe(32)  # 256 bits from the OS CSPRNG
         family = self.store.create_family(
             user,
@@ -204,7 +204,7 @@ class AuthService:
         self.metrics.inc("jotkit_logins_total")
         _audit("login", user=user.id, sid=family.id, address=address)
         return TokenPair(
-            self._access_token(user, family.id, now),
+            self._access_token(user, family.id, now, key),
             settings.access_ttl_seconds,
             refresh_token,
             family.id,
@@ -213,6 +213,7 @@ class AuthService:
     def refresh(self, refresh_token: str, *, address: str) -> TokenPair:
         """Rotate: spend ``refresh_token``, issue a new pair; a replay revokes its family."""
         now = time.time()
+        key = self.keyring.signing_key(now=now)  # before the spend: an error must not cost it
         successor = secrets.token_urlsafe(32)
         rotation = self.store.rotate(
             hash_refresh_token(refresh_token),
@@ -243,7 +244,7 @@ class AuthService:
         self.metrics.inc("jotkit_refreshes_total")
         _audit("refresh", user=rotation.user.id, sid=rotation.family.id)
         return TokenPair(
-            self._access_token(rotation.user, rotation.family.id, now),
+            self._access_token(rotation.user, rotation.family.id, now, key),
             self.settings.access_ttl_seconds,
             successor,
             rotation.family.id,
