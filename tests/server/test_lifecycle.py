@@ -173,6 +173,15 @@ def test_rfc7662_introspection(tmp_path: Path) -> None:
         assert (
             refresh["active"] is True and refresh["sid"] == jwt.peek(pair["access_token"])[1]["sid"]
         )
+        # A hint orders the search and never narrows it (RFC 7662 §2.1).
+        for token, kind in (
+            (pair["access_token"], "refresh_token"),
+            (pair["refresh_token"], "access_token"),
+        ):
+            hinted = server.client.post(
+                "/introspect", data={"token": token, "token_type_hint": kind}, headers=auth
+            ).json()
+            assert hinted["active"] is True and hinted["token_type"] != kind
         junk = server.client.post("/introspect", data={"token": "x.y.z"}, headers=auth)
         assert junk.json() == {"active": False}
         unauthorized = server.client.post("/introspect", data={"token": pair["access_token"]})

@@ -47,6 +47,14 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _search_order(hint: str | None) -> tuple[str, str]:
+    """The token types to look a token up as, hinted one first (RFC 7009 §2.1, RFC 7662 §2.1:
+    a hint never narrows the search)."""
+    if hint == "refresh_token":
+        return ("refresh_token", "access_token")
+    return ("access_token", "refresh_token")
+
+
 def _audit(event: str, **fields: Any) -> None:
     audit.info(event, extra={"audit": {"event": event, **fields}})
 
@@ -304,12 +312,7 @@ class AuthService:
 
         Unknown, invalid or already-dead tokens are not an error (RFC 7009 §2.2).
         """
-        order = (
-            ("refresh_token", "access_token")
-            if hint == "refresh_token"
-            else ("access_token", "refresh_token")
-        )
-        for kind in order:
+        for kind in _search_order(hint):
             if kind == "access_token" and token.count(".") == 2:
                 try:
                     claims = self.verifier.verify(token)
@@ -334,17 +337,27 @@ class AuthService:
                     return
 
     def introspect(self, token: str, hint: str | None) -> dict[str, Any]:
-        """RFC 7662: the state and metadata of an access or refresh token."""
-        if token.count(".") == 2 and hint != "refresh_token":
-            try:
-                claims = self.verifier.verify(token)
-            except JoseError:
-                return {"active": False}
-            return {"active": True, "token_type": "access_token", **claims}
-        found = self.store.find_refresh_token(hash_refresh_token(token))
-        if found is None:
-            return {"active": False}
-        family, user, expires_at, spent_at = found
+        """RFC 7662: the state and metadata of an access or refresh token.
+
+        The hint only orders the search (§2.1): a token not found as the hinted type is
+        looked up as the other one."""
+        for kind in _search_order(hint):
+            if kind == "access_token" and token.count(".") == 2:
+                try:
+                    claims = self.verifier.verify(token)
+                except JoseError:
+                    continue
+                return {"active": True, "token_type": "access_token", **claims}
+            if kind == "refresh_token":
+                found = self.store.find_refresh_token(hash_refresh_token(token))
+                if found is not None:
+                    return self._refresh_token_state(*found)
+        return {"active": False}
+
+    def _refresh_token_state(
+        self, family: Family, user: User, expires_at: float, spent_at: float | None
+    ) -> dict[str, Any]:
+        """The RFC 7662 answer for a stored refresh token."""
         now = time.time()
         if spent_at is not None or family.revoked_at is not None or user.disabled:
             return {"active": False}
