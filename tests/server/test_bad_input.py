@@ -143,8 +143,45 @@ def test_disabled_user_cannot_log_in_or_refresh(server: ServerProcess) -> None:
 
 def test_refresh_without_or_with_unknown_token(server: ServerProcess) -> None:
     assert_error(server.client.post("/token/refresh", json={}), 400, "invalid_request")
+    assert_error(server.client.post("/token/refresh"), 400, "invalid_request")
     unknown = server.client.post("/token/refresh", json={"refresh_token": "x" * 43})
     assert_error(unknown, 401, "invalid_grant")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"refresh_token": 12}, 400, "invalid_request"),
+        ({"refresh_token": ""}, 400, "invalid_request"),
+        ({"refresh_token": "x" * 513}, 400, "invalid_request"),
+        ({"refresh_token": ["x"]}, 400, "invalid_request"),
+        ([], 400, "invalid_request"),
+        ("x", 400, "invalid_request"),
+        ({"grant_type": "password", "refresh_token": "x" * 43}, 400, "unsupported_grant_type"),
+    ],
+)
+def test_refresh_with_malformed_body(
+    server: ServerProcess, body: object, status: int, code: str
+) -> None:
+    assert_error(server.client.post("/token/refresh", json=body), status, code)
+    broken = server.client.post(
+        "/token/refresh",
+        content=b'{"refresh_token": ',
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error(broken, 400, "invalid_json")
+
+
+def test_refresh_takes_an_rfc6749_form(server: ServerProcess) -> None:
+    # Discovery names /token/refresh the token endpoint, so an OAuth client's refresh works.
+    pair = server.login()
+    form = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+    rotated = server.client.post("/token/refresh", data=form)
+    assert rotated.status_code == 200 and rotated.json()["refresh_token"] != pair["refresh_token"]
+    replay = server.client.post("/token/refresh", data=form)
+    assert_error(replay, 401, "invalid_grant")
+    other = server.client.post("/token/refresh", data={**form, "grant_type": "password"})
+    assert_error(other, 400, "unsupported_grant_type")
 
 
 @pytest.mark.parametrize("header", [None, "Basic abc"])

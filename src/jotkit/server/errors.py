@@ -29,6 +29,7 @@ STATUS: Mapping[str, int] = {
     "invalid_request": 400,
     "invalid_json": 400,
     "unsupported_token_type": 400,
+    "unsupported_grant_type": 400,  # RFC 6749 §5.2
     "invalid_grant": 401,  # a refresh token that is unknown, spent, expired or revoked
     "invalid_credentials": 401,
     "invalid_token": 401,

@@ -106,7 +106,9 @@ async def discovery(service: Service) -> JsonResponse:
             "revocation_endpoint": f"{issuer}/revoke",
             "introspection_endpoint": f"{issuer}/introspect",
             "userinfo_endpoint": f"{issuer}/me",
-            "grant_types_supported": ["password", "refresh_token"],
+            # The token endpoint takes refresh_token grants only; a password login is
+            # POST /login with JSON, which is not RFC 6749's password grant.
+            "grant_types_supported": ["refresh_token"],
             "token_endpoint_auth_methods_supported": ["none"],
             "response_types_supported": [],
             "subject_types_supported": ["public"],

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
@@ -36,6 +38,7 @@ from jotkit.server.service import ACCESS_COOKIE, AuthService, TokenPair
 __all__ = ["CSRF_COOKIE", "REFRESH_COOKIE", "GuardRefusal", "router"]
 
 REFRESH_COOKIE = "jotkit_refresh"
+_MAX_REFRESH_TOKEN = 512  # ours are 43 characters; the cap only bounds what gets hashed
 
 router = APIRouter()
 
@@ -48,9 +51,11 @@ class LoginRequest(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    """POST /token/refresh; in cookie mode the token may come from its cookie instead."""
+    """POST /token/refresh as JSON (the schema OpenAPI shows; ``_presented_refresh_token``
+    reads the body, which may also be an RFC 6749 form or, in cookie mode, empty)."""
 
     refresh_token: str | None = Field(default=None, min_length=1, max_length=512)
+    grant_type: Literal["refresh_token"] | None = None
 
 
 class NewUser(BaseModel):
@@ -113,19 +118,53 @@ def login(body: LoginRequest, request: Request, service: Service) -> JsonRespons
     return _token_answer(service, pair)
 
 
-@router.post("/token/refresh", tags=["tokens"])
-async def refresh(body: RefreshRequest, request: Request, service: Service) -> JsonResponse:
-    """Rotate a refresh token: the old one is spent, a new pair is issued.
-
-    Presenting a spent refresh token again revokes its whole session (theft detection).
-    """
-    token = body.refresh_token
+async def _presented_refresh_token(request: Request, service: AuthService) -> str:
+    """The refresh token of a POST /token/refresh: from a JSON body ``{refresh_token}``, an
+    RFC 6749 §6 form (``grant_type=refresh_token&refresh_token=...``: discovery names this
+    endpoint the token endpoint) or, in cookie mode when the body names none, the cookie."""
+    fields: Mapping[str, Any]
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        fields = await request.form()
+    else:
+        body = await request.body()
+        try:
+            fields = orjson.loads(body) if body.strip() else {}
+        except orjson.JSONDecodeError:
+            raise ApiError("invalid_json", "the body is not valid JSON") from None
+        if type(fields) is not dict:
+            raise ApiError("invalid_request", "the body must be a JSON object {refresh_token}")
+    grant = fields.get("grant_type", "refresh_token")
+    if grant != "refresh_token":
+        raise ApiError("unsupported_grant_type", "this endpoint takes grant_type=refresh_token")
+    token = fields.get("refresh_token")
     if token is None and service.settings.cookie_mode:
         token = request.cookies.get(REFRESH_COOKIE)
         if token is not None:
             check_csrf(request)
-    if not token:
-        raise ApiError("invalid_request", "refresh_token is required")
+    if not isinstance(token, str) or not 0 < len(token) <= _MAX_REFRESH_TOKEN:
+        raise ApiError(
+            "invalid_request",
+            f"refresh_token is required: a string of 1 to {_MAX_REFRESH_TOKEN} characters",
+        )
+    return token
+
+
+_REFRESH_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {"schema": RefreshRequest.model_json_schema()},
+        "application/x-www-form-urlencoded": {"schema": RefreshRequest.model_json_schema()},
+    },
+}
+
+
+@router.post("/token/refresh", tags=["tokens"], openapi_extra={"requestBody": _REFRESH_BODY})
+async def refresh(request: Request, service: Service) -> JsonResponse:
+    """Rotate a refresh token: the old one is spent, a new pair is issued.
+
+    Presenting a spent refresh token again revokes its whole session (theft detection).
+    """
+    token = await _presented_refresh_token(request, service)
     address = client_address(request)
     if service.store.dialect == "sqlite":
         # The embedded store has one writer at a time and no network wait: running the
