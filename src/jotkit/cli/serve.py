@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from jotkit.cli.keys import keys
+from jotkit.cli.sources import CliError, CliInputError
 
 __all__ = ["serve", "server_settings"]
 
@@ -27,7 +28,7 @@ def server_settings(config: str | None, **overrides: Any) -> Any:
     try:
         return load_settings(config_file=config, overrides=overrides)
     except ConfigError as exc:
-        raise click.UsageError(f"{exc.code}: {exc}") from None
+        raise CliInputError(exc.code, str(exc)) from None
 
 
 def _epilog() -> str:
@@ -103,7 +104,7 @@ def _operator_errors() -> Iterator[None]:
     try:
         yield
     except (ConfigError, StoreError) as exc:
-        raise click.ClickException(f"{exc.code}: {exc}") from None
+        raise CliError(exc.code, str(exc)) from None
 
 
 def _redacted(url: str) -> str:
