@@ -112,3 +112,29 @@ def test_example_service_runs_by_its_documented_command(
         service.terminate()
         service.wait(15)
         log.close()
+
+
+def test_a_guard_never_started_starts_its_feed_on_the_first_request(
+    auth_server: ServerProcess,
+) -> None:
+    # No guard.start(): without the first request starting the feed, an unbounded set would
+    # let the revoked token through for ever.
+    revocations = RevocationSet()
+    feed = HttpFeedSubscriber(auth_server.url, revocations, wait_seconds=5)
+    guard = Guard(issuer=auth_server.url, audience="jotkit", revocation=revocations, feed=feed)
+    try:
+        token = auth_server.login()["access_token"]
+        assert guard.verify(token).jti  # fetches the keys and starts the feed
+        assert feed.wait_ready(DEADLINE_SECONDS), "the first request did not start the feed"
+        logout = auth_server.client.post("/logout", headers={"Authorization": f"Bearer {token}"})
+        assert logout.status_code == 204, logout.text
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while True:
+            try:
+                guard.verify(token)
+            except RevokedToken:
+                break
+            assert time.monotonic() < deadline, "the logout never reached the guard"
+            time.sleep(0.05)
+    finally:
+        guard.close()

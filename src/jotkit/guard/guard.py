@@ -9,6 +9,7 @@ background: the steady state never touches the network.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol, TypeVar
@@ -80,6 +81,11 @@ class Guard:
         self.issuer = issuer
         self.revocation = revocation
         self.feed = feed
+        # Started by start() or, when a service never calls it, by the first request: a feed
+        # left unstarted would let revoked tokens through (or, with a staleness bound, refuse
+        # every token) with nothing said.
+        self._feed_pending = feed is not None
+        self._feed_lock = threading.Lock()
         self.cookie_name = cookie_name
         self.realm = realm if realm is not None else issuer
         self._verifier = Verifier(
@@ -110,8 +116,16 @@ class Guard:
         self._verifier.keys = keys  # empties the Verifier cache: a rotated-out key dies now
         self._by_header.clear()
 
+    def _start_feed(self) -> None:
+        with self._feed_lock:
+            if self._feed_pending and self.feed is not None:
+                self.feed.start()  # a daemon thread: returns at once
+                self._feed_pending = False
+
     def _seen(self, authorization: str | None) -> Claims | None:
         """The Claims of a header verified before, re-checked for time and revocation."""
+        if self._feed_pending:
+            self._start_feed()
         if authorization is None:
             return None
         hit = self._by_header.get(authorization)
@@ -145,15 +159,17 @@ class Guard:
         """Start the revocation feed, then load the JWKS now rather than on the first request.
 
         Raises JWKSUnavailable when the issuer cannot be reached; the guard still works (it
-        retries on the first request), so a service may log that and carry on.
+        retries on the first request), so a service may log that and carry on. Without this
+        call, the first request starts the feed and fetches the keys.
         """
-        if self.feed is not None:
-            self.feed.start()
+        self._start_feed()
         if self.jwks is not None:
             self.jwks.refresh()
 
     def close(self) -> None:
         """Stop the revocation feed and the JWKS client."""
+        with self._feed_lock:
+            self._feed_pending = False  # a closed guard does not start its feed again
         if self.feed is not None:
             self.feed.close()
         if self.jwks is not None:
@@ -167,6 +183,8 @@ class Guard:
         May block on the network only to fetch keys: the first time, or when a token names
         an unknown kid (at most once per the JWKS cooldown).
         """
+        if self._feed_pending:
+            self._start_feed()
         jwks = self.jwks
         if jwks is None:
             return Claims.from_mapping(self._verifier.verify(token))
@@ -181,6 +199,8 @@ class Guard:
 
     async def verify_async(self, token: str | bytes) -> Claims:
         """``verify`` for event loops: a key fetch, if one is needed, runs in a thread."""
+        if self._feed_pending:
+            self._start_feed()
         jwks = self.jwks
         if jwks is None:
             return Claims.from_mapping(self._verifier.verify(token))
