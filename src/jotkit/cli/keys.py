@@ -95,7 +95,9 @@ def keys() -> None:
     default=None,
     help="Write the private key to this file with mode 0600 (default: stdout).",
 )
-@click.option("--kid", default=None, help="Key ID (default: the RFC 7638 thumbprint).")
+@click.option(
+    "--kid", default=None, help="Key ID (default: an asymmetric key's RFC 7638 thumbprint)."
+)
 @click.option(
     "--rsa-bits",
     type=click.IntRange(2048, 8192),

@@ -1,7 +1,8 @@
 """API errors: one table from stable code to HTTP status, and the JSON body they all share.
 
 Every error answer is ``{"error": <stable code>, "error_description": <for people>}``; the
-codes follow OAuth 2.0 (RFC 6749 §5.2, RFC 6750 §3.1) where one exists.
+codes follow OAuth 2.0 (RFC 6749 §5.2, RFC 6750 §3.1) where one exists. A refused access
+token is the guard's answer instead (``jotkit.guard.errors``), which adds its ``code``.
 """
 
 from __future__ import annotations
