@@ -28,6 +28,18 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     server.stop()
 
 
+def _wait_until_revoked(guard: Guard, token: str) -> None:
+    """The feed is a long poll: wait for the logout's entry to reach the guard."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        try:
+            guard.verify(token)
+        except RevokedToken:
+            return
+        assert time.monotonic() < deadline, "the logout never reached the guard"
+        time.sleep(0.05)
+
+
 def test_guard_discovers_keys_and_verifies_a_login_token(auth_server: ServerProcess) -> None:
     guard = Guard(issuer=auth_server.url, audience="jotkit")
     try:
@@ -54,14 +66,7 @@ def test_logout_reaches_the_guard_through_the_http_feed(auth_server: ServerProce
             assert httpx.get(service + "/me", headers=headers).status_code == 200
             logout = auth_server.client.post("/logout", headers=headers)
             assert logout.status_code in (200, 204), logout.text
-            deadline = time.monotonic() + 30
-            while True:  # the feed is a long poll: wait for the entry to arrive
-                try:
-                    guard.verify(token)
-                except RevokedToken:
-                    break
-                assert time.monotonic() < deadline, "the logout never reached the guard"
-                time.sleep(0.05)
+            _wait_until_revoked(guard, token)
             answer = httpx.get(service + "/me", headers=headers)
         assert answer.status_code == 401
         assert answer.json()["code"] == "ERR_JWT_REVOKED"
@@ -128,13 +133,6 @@ def test_a_guard_never_started_starts_its_feed_on_the_first_request(
         assert feed.wait_ready(DEADLINE_SECONDS), "the first request did not start the feed"
         logout = auth_server.client.post("/logout", headers={"Authorization": f"Bearer {token}"})
         assert logout.status_code == 204, logout.text
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while True:
-            try:
-                guard.verify(token)
-            except RevokedToken:
-                break
-            assert time.monotonic() < deadline, "the logout never reached the guard"
-            time.sleep(0.05)
+        _wait_until_revoked(guard, token)
     finally:
         guard.close()

@@ -47,14 +47,6 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _search_order(hint: str | None) -> tuple[str, str]:
-    """The token types to look a token up as, hinted one first (RFC 7009 §2.1, RFC 7662 §2.1:
-    a hint never narrows the search)."""
-    if hint == "refresh_token":
-        return ("refresh_token", "access_token")
-    return ("access_token", "refresh_token")
-
-
 def _audit(event: str, **fields: Any) -> None:
     audit.info(event, extra={"audit": {"event": event, **fields}})
 
@@ -307,51 +299,52 @@ class AuthService:
         finally:
             self.metrics.observe_verify(time.perf_counter() - started)
 
+    def _locate(
+        self, token: str, hint: str | None
+    ) -> tuple[Mapping[str, Any] | None, tuple[Family, User, float, float | None] | None]:
+        """(verified access-token claims, None), (None, the stored refresh token) or (None,
+        None). The hinted type is tried first and never alone (RFC 7009 §2.1, RFC 7662 §2.1)."""
+        order = ["access_token", "refresh_token"]
+        if hint == "refresh_token":
+            order.reverse()
+        for kind in order:
+            if kind == "access_token" and token.count(".") == 2:
+                try:
+                    return self.verifier.verify(token), None
+                except JoseError:
+                    continue
+            if kind == "refresh_token":
+                found = self.store.find_refresh_token(hash_refresh_token(token))
+                if found is not None:
+                    return None, found
+        return None, None
+
     def revoke_token(self, token: str, hint: str | None) -> None:
         """RFC 7009: revoke an access token (its jti) or a refresh token (its family).
 
         Unknown, invalid or already-dead tokens are not an error (RFC 7009 §2.2).
         """
-        for kind in _search_order(hint):
-            if kind == "access_token" and token.count(".") == 2:
-                try:
-                    claims = self.verifier.verify(token)
-                except JoseError:
-                    continue
-                now = time.time()
-                entry = self.store.add_revocation(
-                    Revocation(
-                        "jti", claims["jti"], claims["exp"] + self.settings.clock_skew_seconds
-                    ),
-                    now=now,
-                )
-                self._published([entry])
-                _audit("revoke", user=claims["sub"], kind="access_token")
-                return
-            if kind == "refresh_token":
-                found = self.store.find_refresh_token(hash_refresh_token(token))
-                if found is not None:
-                    family, user, _, _ = found
-                    if family.revoked_at is None:
-                        self.revoke_session(user.id, family.id, reason="revoke")
-                    return
+        claims, found = self._locate(token, hint)
+        if claims is not None:
+            entry = self.store.add_revocation(
+                Revocation("jti", claims["jti"], claims["exp"] + self.settings.clock_skew_seconds),
+                now=time.time(),
+            )
+            self._published([entry])
+            _audit("revoke", user=claims["sub"], kind="access_token")
+        elif found is not None:
+            family, user, _, _ = found
+            if family.revoked_at is None:
+                self.revoke_session(user.id, family.id, reason="revoke")
 
     def introspect(self, token: str, hint: str | None) -> dict[str, Any]:
-        """RFC 7662: the state and metadata of an access or refresh token.
-
-        The hint only orders the search (§2.1): a token not found as the hinted type is
-        looked up as the other one."""
-        for kind in _search_order(hint):
-            if kind == "access_token" and token.count(".") == 2:
-                try:
-                    claims = self.verifier.verify(token)
-                except JoseError:
-                    continue
-                return {"active": True, "token_type": "access_token", **claims}
-            if kind == "refresh_token":
-                found = self.store.find_refresh_token(hash_refresh_token(token))
-                if found is not None:
-                    return self._refresh_token_state(*found)
+        """RFC 7662: the state and metadata of an access or refresh token (the hint only
+        orders the search)."""
+        claims, found = self._locate(token, hint)
+        if claims is not None:
+            return {"active": True, "token_type": "access_token", **claims}
+        if found is not None:
+            return self._refresh_token_state(*found)
         return {"active": False}
 
     def _refresh_token_state(
