@@ -162,11 +162,31 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response("server_error", "internal error")
 
 
+# The page handles tokens and a login form: no framing (clickjacking the tour's login), no
+# sniffing, no referrer, and the same CSP as its <meta> tag plus what a <meta> cannot say.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
 def _mount_web(app: FastAPI) -> None:
     from starlette.staticfiles import StaticFiles
+
+    class PageFiles(StaticFiles):
+        async def get_response(self, path: str, scope: Any) -> Any:
+            response = await super().get_response(path, scope)
+            response.headers.update(_PAGE_HEADERS)
+            return response
 
     try:
         web = importlib.import_module("jotkit.web")
     except ImportError:  # the page ships with the package; absent only in a broken install
         return
-    app.mount("/", StaticFiles(directory=web.STATIC_DIR, html=True), name="web")
+    app.mount("/", PageFiles(directory=web.STATIC_DIR, html=True), name="web")
