@@ -111,6 +111,12 @@ def test_decode_warns_alg_none_and_calls_the_token_unsigned() -> None:
     assert "unsigned (alg: none)" in result.stdout
 
 
+def test_decode_warns_about_a_crit_header() -> None:
+    now = int(time.time())
+    token = forge({"alg": "HS256", "crit": ["exp"], "exp": 1}, {"exp": now + 60})
+    assert warning_codes(token) == ["WARN_CRIT"]
+
+
 def test_decode_warns_when_there_is_no_exp(es256_key: Key) -> None:
     token = sign(es256_key, lifetime=None)
     assert "WARN_NO_EXP" in warning_codes(token)

@@ -223,6 +223,14 @@ def detect_warnings(
                 "itself proves nothing; verifiers must use their own keys (jotkit ignores it)",
             )
         )
+    if "crit" in header:
+        found.append(
+            _warning(
+                "WARN_CRIT",
+                'the header lists critical extensions ("crit") jotkit does not implement: '
+                "every jotkit verifier refuses the token",
+            )
+        )
     if "exp" not in claims:
         found.append(_warning("WARN_NO_EXP", 'no "exp" claim: this token never expires'))
     for name in TIME_CLAIMS:
