@@ -161,6 +161,45 @@ def test_token_text_is_shown_as_text_never_as_html(decoder: Any) -> None:
     assert decoder.evaluate("window.__pwned") is None
 
 
+def test_invisible_and_bidi_characters_are_shown_escaped(decoder: Any) -> None:
+    # U+202E makes "nimda" read "admin"; U+200B hides at the end of "admin".
+    paste_token(
+        decoder, compact({"alg": "HS256"}, fresh_claims(role="\u202enimda", sub="admin\u200b"))
+    )
+    shown = decoder.locator("#payload-json").inner_text()
+    assert '"role": "\\u202enimda"' in shown and '"sub": "admin\\u200b"' in shown
+    assert "\u202e" not in shown and "\u200b" not in shown
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b'{"exp": 1e400}', "number out of range"),
+        (b'{"sub": "\\ud800"}', "lone UTF-16 surrogate"),
+        (b"[" * 1100 + b"]" * 1100, "nests deeper than 1024"),
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, "nests deeper than 1024"),
+    ],
+    ids=["overflowing-number", "lone-surrogate", "deep-array", "very-deep-object"],
+)
+def test_json_the_core_refuses_is_refused_here_too(
+    decoder: Any, payload: bytes, message: str
+) -> None:
+    paste_token(decoder, b64encode(b'{"alg":"HS256"}') + "." + b64encode(payload) + ".c2ln")
+    error = decoder.get_by_role("alert").inner_text()
+    assert message in error and "call stack" not in error
+
+
+@pytest.mark.parametrize("value", [None, "123", True])
+def test_a_time_claim_that_is_not_a_number_is_warned_about(decoder: Any, value: Any) -> None:
+    paste_token(decoder, compact({"alg": "HS256"}, fresh_claims(auth_time=value)))
+    assert warning_ids(decoder) == ["bad-date"]
+
+
+def test_a_token_over_the_size_cap_is_warned_about(decoder: Any) -> None:
+    paste_token(decoder, compact({"alg": "HS256"}, fresh_claims(note="x" * 9000)))
+    assert warning_ids(decoder) == ["token-too-large"]
+
+
 # -- verification with pasted keys ----------------------------------------------------------
 
 
@@ -281,6 +320,48 @@ def test_hmac_token_signed_with_the_public_key_is_refused(decoder: Any) -> None:
     verdict, text = verify_in_page(decoder, "secret", secret=public_pem.decode())
     assert verdict == "invalid"
     assert "ERR_JWK_INVALID" in text
+
+
+@pytest.mark.parametrize("form", ["pem", "der"])
+def test_public_key_bytes_are_refused_as_a_secret_however_spelt(decoder: Any, form: str) -> None:
+    # The same confusion with the key's bytes in base64url, or as an oct JWK's "k": the page
+    # must look at the decoded bytes, as jwk.refuse_asymmetric_secret does.
+    public = Key.generate("ES256").public()
+    material = public.to_pem() if form == "pem" else public.to_der()
+    signing_input = compact({"alg": "HS256"}, fresh_claims())[:-1]
+    mac = hmac.new(material, signing_input.encode(), "sha256").digest()
+    paste_token(decoder, f"{signing_input}.{b64encode(mac)}")
+    spelt = b64encode(material)
+    verdict, text = verify_in_page(decoder, "secret", secret=spelt, encoding="base64url")
+    assert verdict == "invalid" and "ERR_JWK_INVALID" in text
+    oct_jwk = json.dumps({"kty": "oct", "k": spelt})
+    verdict, text = verify_in_page(decoder, "key", key=oct_jwk)
+    assert verdict == "invalid" and "ERR_JWK_INVALID" in text
+
+
+@pytest.mark.parametrize(
+    ("jwk", "code"),
+    [
+        ({"key_ops": "verify"}, "ERR_JWK_INVALID"),
+        ({"kty": "constructor"}, "ERR_JWK_INVALID"),
+        ({"kty": "__proto__"}, "ERR_JWK_INVALID"),
+        ({"alg": "toString"}, "ERR_JWK_INVALID"),
+    ],
+    ids=["key-ops-string", "kty-constructor", "kty-proto", "alg-tostring"],
+)
+def test_malformed_jwks_are_refused_like_the_core(
+    decoder: Any, jwk: dict[str, Any], code: str
+) -> None:
+    key = Key.generate("ES256")
+    paste_token(decoder, jwt.sign(fresh_claims(), key))
+    verdict, text = verify_in_page(decoder, "key", key=json.dumps({**key.public().to_jwk(), **jwk}))
+    assert verdict == "invalid" and code in text, text
+
+
+def test_an_alg_named_like_an_object_property_is_unsupported(decoder: Any) -> None:
+    paste_token(decoder, compact({"alg": "constructor"}, fresh_claims()))
+    verdict, text = verify_in_page(decoder, "key", key=public_jwk(Key.generate("ES256")))
+    assert verdict == "invalid" and "ERR_JOSE_ALG_UNSUPPORTED" in text
 
 
 def test_algorithm_must_fit_the_curve(decoder: Any) -> None:

@@ -13,8 +13,19 @@ function element(tag, text, className) {
   return node;
 }
 
+// Invisible and direction-changing characters (bidi overrides, zero-width, C1 controls...)
+// would make the text shown differ from the claim's value: shown as \u escapes, as the CLI does
+// (cli/display.py quote).
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/gu;
+
+// One \uXXXX per UTF-16 unit, so a character past U+FFFF reads as its surrogate pair.
+function escaped(character) {
+  return character.split("").map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, "0")}`).join("");
+}
+
 function json(value) {
-  return JSON.stringify(value, null, 2);
+  const text = JSON.stringify(value, null, 2);
+  return text.replace(UNPRINTABLE, (c) => (c === "\n" ? c : escaped(c)));
 }
 
 // -- decoder ----------------------------------------------------------------------------
@@ -73,7 +84,7 @@ function renderDecoder() {
     const now = Date.now() / 1000;
     $("header-json").textContent = json(header);
     $("payload-json").textContent = json(claims);
-    renderWarnings($("warnings"), warnings(header, claims, now));
+    renderWarnings($("warnings"), warnings(header, claims, now, new TextEncoder().encode(token.trim()).length));
     renderTimes($("times"), claims, now);
     $("decode-error").hidden = true;
     $("decoded-content").hidden = false;

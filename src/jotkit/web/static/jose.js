@@ -22,6 +22,7 @@ export const KEY_HEADERS = {
   x5c: "embeds a certificate chain: trusting it without a pinned root lets the token bring its own key",
 };
 export const MAX_LIFETIME_SECONDS = 3600;
+const TIME_CLAIMS = ["exp", "nbf", "iat", "auth_time"]; // cli/display.py TIME_CLAIMS
 export const MAX_TOKEN_BYTES = 8192; // jws.DEFAULT_MAX_TOKEN_BYTES
 
 export class JoseError extends Error {
@@ -56,6 +57,7 @@ function parseObject(segment, what, code) {
   try {
     const text = new TextDecoder("utf-8", { fatal: true }).decode(b64urlDecode(segment, what));
     value = JSON.parse(text);
+    refuseUnrepresentable(value, what, code);
     if (what === "header") {
       const repeated = repeatedName(text);
       if (repeated !== null) {
@@ -70,6 +72,33 @@ function parseObject(segment, what, code) {
     throw new JoseError(code, `the ${what} must be a JSON object`);
   }
   return value;
+}
+
+// What JSON.parse takes but the core's parsers refuse (orjson, and json for headers): nesting
+// past 1024 levels, numbers out of range (1e400 parses as Infinity, shown as null) and lone
+// UTF-16 surrogates ("\ud800"). Refused here too, so the page never shows what no verifier reads.
+const MAX_DEPTH = 1024;
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function refuseUnrepresentable(root, what, code) {
+  const pending = [[root, 1]];
+  while (pending.length) {
+    const [value, depth] = pending.pop();
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      throw new JoseError(code, `the ${what} holds a number out of range`);
+    }
+    if (typeof value === "string" && LONE_SURROGATE.test(value)) {
+      throw new JoseError(code, `the ${what} holds a lone UTF-16 surrogate, which is not text`);
+    }
+    if (value === null || typeof value !== "object") continue;
+    if (depth > MAX_DEPTH) throw new JoseError(code, `the ${what} nests deeper than ${MAX_DEPTH} levels`);
+    for (const [name, item] of Object.entries(value)) {
+      if (LONE_SURROGATE.test(name)) {
+        throw new JoseError(code, `the ${what} holds a lone UTF-16 surrogate, which is not text`);
+      }
+      pending.push([item, depth + 1]);
+    }
+  }
 }
 
 // JSON.parse keeps the last of two equal names; the core refuses a header that repeats one,
@@ -167,7 +196,7 @@ function normalised(name) {
 }
 
 // What jotkit token decode warns about. `id` is stable (tests and styling), `text` is for people.
-export function warnings(header, claims, now) {
+export function warnings(header, claims, now, size = 0) {
   const found = [];
   const alg = header.alg;
   if (typeof alg === "string" && alg.toLowerCase() === "none") {
@@ -180,6 +209,11 @@ export function warnings(header, claims, now) {
     const lifetime = claims.exp - start;
     if (lifetime > MAX_LIFETIME_SECONDS) {
       found.push({ id: "long-lifetime", text: `lifetime is ${span(lifetime)}, over 1 hour: a stolen token works that long. Keep access tokens short (minutes) and refresh them.` });
+    }
+  }
+  for (const name of TIME_CLAIMS) {
+    if (name in claims && !isNumericDate(claims[name])) {
+      found.push({ id: "bad-date", claim: name, text: `"${name}" is not a NumericDate (seconds, a number): jotkit refuses the token.` });
     }
   }
   const secret = new Set(SECRET_CLAIM_NAMES);
@@ -199,6 +233,9 @@ export function warnings(header, claims, now) {
   }
   if ("crit" in header) {
     found.push({ id: "header-crit", text: 'header "crit" asks for extensions jotkit does not implement: jotkit refuses the token.' });
+  }
+  if (size > MAX_TOKEN_BYTES) {
+    found.push({ id: "token-too-large", text: `token is ${size} bytes: jotkit verifiers refuse tokens over ${MAX_TOKEN_BYTES} bytes.` });
   }
   return found;
 }
@@ -245,6 +282,7 @@ function describeKey(key) {
 }
 
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+const JWK_MEMBERS = { oct: ["k"], RSA: ["n", "e"], EC: ["crv", "x", "y"], OKP: ["crv", "x"] };
 
 function keyFromJwk(jwk) {
   if (jwk === null || typeof jwk !== "object" || Array.isArray(jwk) || typeof jwk.kty !== "string") {
@@ -257,17 +295,23 @@ function keyFromJwk(jwk) {
       key[name] = jwk[name];
     }
   }
-  if ("key_ops" in jwk) key.key_ops = jwk.key_ops;
-  const members = { oct: ["k"], RSA: ["n", "e"], EC: ["crv", "x", "y"], OKP: ["crv", "x"] }[jwk.kty];
+  if ("key_ops" in jwk) {
+    if (!Array.isArray(jwk.key_ops) || !jwk.key_ops.every((op) => typeof op === "string")) {
+      throw new JoseError("ERR_JWK_INVALID", 'JWK "key_ops" must be a list of strings');
+    }
+    key.key_ops = jwk.key_ops;
+  }
+  const members = Object.hasOwn(JWK_MEMBERS, jwk.kty) ? JWK_MEMBERS[jwk.kty] : undefined;
   if (!members) throw new JoseError("ERR_JWK_INVALID", `unsupported key type ${JSON.stringify(jwk.kty)}`);
   for (const name of members) {
     if (typeof jwk[name] !== "string") throw new JoseError("ERR_JWK_INVALID", `${jwk.kty} JWK needs a string "${name}"`);
   }
-  if (key.alg !== undefined && !(key.alg in ALGORITHMS)) {
+  if (key.alg !== undefined && !Object.hasOwn(ALGORITHMS, key.alg)) {
     throw new JoseError("ERR_JWK_INVALID", `unsupported algorithm ${JSON.stringify(key.alg)} for a key`);
   }
   if (jwk.kty === "oct") {
     key.secret = b64urlDecode(jwk.k, 'JWK "k"');
+    refuseAsymmetricSecret(key.secret);
   } else {
     // Only the public members reach importKey: the page verifies, it never needs to sign.
     key.jwk = Object.fromEntries(members.map((name) => [name, jwk[name]]));
@@ -286,8 +330,9 @@ const SPKI_TYPES = {
 };
 const EC_CURVES = { "2a8648ce3d030107": "P-256", "2b81040022": "P-384", "2b81040023": "P-521" };
 
-function spkiType(der) {
-  const read = (offset, tag) => {
+// Reads one DER element of `tag` at `offset`: its content's { start, end }; throws if absent.
+function derReader(der) {
+  return (offset, tag) => {
     if (der[offset] !== tag) throw new Error("unexpected tag");
     let length = der[offset + 1];
     let start = offset + 2;
@@ -299,6 +344,25 @@ function spkiType(der) {
     if (start + length > der.length) throw new Error("truncated");
     return { start, end: start + length };
   };
+}
+
+// Is `der` exactly one DER SEQUENCE opening with a SEQUENCE or an INTEGER? That is the shape of
+// every key encoding (SPKI, PKCS#8, PKCS#1, SEC1); random secret bytes have it about once in
+// eight million.
+function isDerKey(der) {
+  const read = derReader(der);
+  try {
+    const outer = read(0, 0x30);
+    if (outer.end !== der.length) return false;
+    const tag = der[outer.start];
+    return (tag === 0x30 || tag === 0x02) && read(outer.start, tag).end <= outer.end;
+  } catch {
+    return false;
+  }
+}
+
+function spkiType(der) {
+  const read = derReader(der);
   const hex = ({ start, end }) => Array.from(der.slice(start, end), (b) => b.toString(16).padStart(2, "0")).join("");
   try {
     const algorithm = read(read(0, 0x30).start, 0x30);
@@ -367,6 +431,19 @@ export function parseJwks(json) {
 
 const ASYMMETRIC_MARKERS = ["-----BEGIN", "ssh-rsa", "ssh-ed25519", "ecdsa-sha2-", "ssh-dss"];
 
+// The secret's bytes, however they were spelt (text, base64url, a JWK "k"), must not be key
+// material: PEM or SSH text, a JWK, or a DER public or private key (jwk.refuse_asymmetric_secret).
+function refuseAsymmetricSecret(secret) {
+  const head = new TextDecoder("latin1").decode(secret.slice(0, 64));
+  const text = head.trimStart();
+  const looksAsymmetric = ASYMMETRIC_MARKERS.some((marker) => head.includes(marker))
+    || (text.startsWith("{") && new TextDecoder("latin1").decode(secret).includes('"kty"'))
+    || isDerKey(secret);
+  if (looksAsymmetric) {
+    throw new JoseError("ERR_JWK_INVALID", "this is key material, not an HMAC secret (a public key is never an HMAC secret)");
+  }
+}
+
 // A shared secret as text (UTF-8) or base64url. Public-key text is refused as a secret: that is
 // the algorithm-confusion attack (HS256 "signed" with the RSA public key), jwk.refuse_asymmetric_secret.
 export function secretKey(text, encoding) {
@@ -376,6 +453,7 @@ export function secretKey(text, encoding) {
   }
   const secret = encoding === "base64url" ? b64urlDecode(text, "secret") : new TextEncoder().encode(text);
   if (secret.length === 0) throw new JoseError("ERR_JWK_INVALID", "the secret is empty");
+  refuseAsymmetricSecret(secret);
   return { keys: [{ kty: "oct", secret, source: "secret" }], isSet: false };
 }
 
@@ -385,7 +463,7 @@ function parseHeader(segment) {
   const header = parseObject(segment, "header", "ERR_JWS_MALFORMED");
   const alg = header.alg;
   if (typeof alg !== "string") throw new JoseError("ERR_JWS_MALFORMED", 'the header has no string "alg"');
-  if (!(alg in ALGORITHMS)) {
+  if (!Object.hasOwn(ALGORITHMS, alg)) {
     if (alg.toLowerCase() === "none") throw new JoseError("ERR_JOSE_ALG_UNSUPPORTED", 'alg "none" (unsigned tokens) is never accepted');
     throw new JoseError("ERR_JOSE_ALG_UNSUPPORTED", `unsupported algorithm ${JSON.stringify(alg.slice(0, 32))}`);
   }
@@ -491,7 +569,7 @@ export function validateClaims(claims, now, { issuer = "", audience = "" } = {})
     throw new JoseError("ERR_JWT_INVALID_IAT", `token was issued ${span(claims.iat - now)} in the future (iat=${claims.iat})`);
   }
   if (issuer) {
-    if (!matches(claims.iss, issuer)) throw new JoseError("ERR_JWT_INVALID_ISS", `unexpected issuer (iss=${JSON.stringify(claims.iss)})`);
+    if (!matches(claims.iss, issuer)) throw new JoseError("ERR_JWT_INVALID_ISS", `unexpected issuer (${claims.iss === undefined ? "no iss" : `iss=${JSON.stringify(claims.iss)}`})`);
   } else {
     notes.push('issuer not checked (no expected "iss" given)');
   }
