@@ -212,3 +212,31 @@ def test_keyset_refuses_duplicate_kid() -> None:
     a = Key.generate("ES256", kid="same")
     b = Key.generate("ES256", kid="same")
     _assert_raises(InvalidKey, "ERR_JWK_INVALID", KeySet, [a, b])
+
+
+def test_rsa_key_over_8192_bits_refused_before_any_work() -> None:
+    # A 16384-bit modulus with a private exponent and no primes: without the cap, parsing
+    # it would run prime recovery (seconds of GIL-holding arithmetic for a hostile JWK).
+    huge = (1 << 16383) | 1
+    jwk = {
+        "kty": "RSA",
+        "n": b64encode(huge.to_bytes(2048, "big")),
+        "e": "AQAB",
+        "d": b64encode(((1 << 16000) + 12345).to_bytes(2001, "big")),
+    }
+    with pytest.raises(InvalidKey, match="over 8192 bits"):
+        Key.from_jwk(jwk)
+    public = {name: jwk[name] for name in ("kty", "n", "e")}
+    with pytest.raises(InvalidKey, match="over 8192 bits"):
+        Key.from_jwk(public)
+
+
+def test_a_public_only_key_set_skips_secrets_and_drops_private_members(
+    rsa_key: Key, ec_key: Key
+) -> None:
+    secret = Key.generate("HS256", kid="s")
+    jwks = {"keys": [rsa_key.to_jwk(private=True), ec_key.to_jwk(), secret.to_jwk(private=True)]}
+    assert "s" in KeySet.from_jwks(jwks)  # a local set may hold a secret
+    published = KeySet.from_jwks(jwks, public_only=True)
+    assert "s" not in published and len(published) == 2
+    assert not any(key.is_private for key in published)

@@ -38,6 +38,9 @@ OKP_CURVES: dict[str, tuple[Any, Any]] = {
 # algorithm-confusion attack (CVE-2022-29217, CVE-2015-9235).
 _ASYMMETRIC_MARKERS = (b"-----BEGIN", b"ssh-rsa", b"ssh-ed25519", b"ecdsa-sha2-", b"ssh-dss")
 _RSA_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
+# The largest RSA modulus taken (what `jotkit keys generate` can make): past it a key is an
+# attack on the verifier's CPU, not a key anyone signs JWTs with.
+MAX_RSA_BITS = 8192
 
 
 def refuse_asymmetric_secret(secret: bytes) -> None:
@@ -88,6 +91,10 @@ def material_from_jwk(kty: Any, jwk: Mapping[str, Any]) -> tuple[Any, str | None
         return secret, None
     if kty == "RSA":
         public = rsa.RSAPublicNumbers(_uint(jwk, "e"), _uint(jwk, "n"))
+        if public.n.bit_length() > MAX_RSA_BITS:
+            # Checked before anything costs: recovering the primes of a 32768-bit key holds
+            # the GIL for a minute, and even its verify is ~1000x an RSA-2048 one.
+            raise InvalidKey(f"RSA key over {MAX_RSA_BITS} bits refused")
         if "d" not in jwk:
             return public.public_key(), None
         d = _uint(jwk, "d")

@@ -23,13 +23,14 @@ from jotkit.jose.b64 import b64encode
 from jotkit.jose.errors import InvalidKey, KeyMismatch, UnsupportedAlgorithm
 from jotkit.jose.jwk import (
     EC_CURVES,
+    MAX_RSA_BITS,
     OKP_CURVES,
     jwk_members,
     material_from_jwk,
     refuse_asymmetric_secret,
 )
 
-__all__ = ["MIN_RSA_BITS", "Key"]
+__all__ = ["MAX_RSA_BITS", "MIN_RSA_BITS", "Key"]
 
 MIN_RSA_BITS = 2048
 
@@ -203,9 +204,10 @@ class Key:
     ) -> Key:
         """Wrap a ``cryptography`` private or public key object."""
         if isinstance(material, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-            if material.key_size < MIN_RSA_BITS:
+            if not MIN_RSA_BITS <= material.key_size <= MAX_RSA_BITS:
                 raise InvalidKey(
-                    f"RSA key of {material.key_size} bits refused (minimum {MIN_RSA_BITS})"
+                    f"RSA key of {material.key_size} bits refused "
+                    f"({MIN_RSA_BITS} to {MAX_RSA_BITS} bits)"
                 )
             return cls(material, kty="RSA", alg=alg, kid=kid)
         if isinstance(material, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):

@@ -12,6 +12,9 @@ from jotkit.jose.keys import Key
 
 __all__ = ["KeySet"]
 
+# RFC 7518 §6.2.2, §6.3.2 and RFC 8037 §2: the members that make a JWK private.
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
+
 
 class KeySet:
     """A set of keys addressed by ``kid`` (RFC 7517 §5): what a verifier trusts."""
@@ -32,8 +35,15 @@ class KeySet:
         self._header_memo: dict[str, Any] = {}
 
     @classmethod
-    def from_jwks(cls, jwks: Mapping[str, Any] | str | bytes) -> KeySet:
-        """Parse a JWK Set; keys of unknown type or with bad members are skipped (RFC 7517 §5)."""
+    def from_jwks(
+        cls, jwks: Mapping[str, Any] | str | bytes, *, public_only: bool = False
+    ) -> KeySet:
+        """Parse a JWK Set; keys of unknown type or with bad members are skipped (RFC 7517 §5).
+
+        ``public_only`` is for a set fetched from someone else (an issuer's ``jwks_uri``): its
+        ``oct`` keys are skipped, since a shared secret that was published lets its readers
+        sign any token, and private members are dropped before parsing, so a hostile set
+        cannot make us check (or recover the primes of) a private key."""
         if isinstance(jwks, str | bytes):
             try:
                 jwks = orjson.loads(jwks)
@@ -43,6 +53,10 @@ class KeySet:
             raise InvalidKey('a JWK Set is an object with a "keys" array')
         keys: list[Key] = []
         for jwk in jwks["keys"]:
+            if public_only:
+                if not isinstance(jwk, Mapping) or jwk.get("kty") == "oct":
+                    continue
+                jwk = {name: value for name, value in jwk.items() if name not in _PRIVATE_MEMBERS}
             try:
                 keys.append(Key.from_jwk(jwk))
             except InvalidKey:
