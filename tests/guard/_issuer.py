@@ -43,6 +43,9 @@ class IssuerState:
     cache_control: str = "max-age=120"
     status: int = 200
     discovery_issuer: str | None = None  # None: the server's own URL
+    jwks_uri: str | None = None  # None: the server's own /.well-known/jwks.json
+    jwks_body: bytes | None = None  # served as the JWKS instead of ``keys``
+    trickle_seconds: float = 0  # > 0: send the JWKS one byte per this many seconds
     hits: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,13 +68,16 @@ class IssuerServer:
                     body = orjson.dumps(
                         {
                             "issuer": outer.state.discovery_issuer or outer.url,
-                            "jwks_uri": outer.url + "/.well-known/jwks.json",
+                            "jwks_uri": outer.state.jwks_uri
+                            or outer.url + "/.well-known/jwks.json",
                         }
                     )
                     self._answer(200, body, "max-age=3600")
                 elif self.path == "/.well-known/jwks.json":
-                    jwks = KeySet([key.public() for key in outer.state.keys]).to_jwks()
-                    self._answer(outer.state.status, orjson.dumps(jwks), outer.state.cache_control)
+                    body = outer.state.jwks_body or orjson.dumps(
+                        KeySet([key.public() for key in outer.state.keys]).to_jwks()
+                    )
+                    self._answer(outer.state.status, body, outer.state.cache_control)
                 else:
                     self._answer(404, b"{}", "no-store")
 
@@ -81,7 +87,13 @@ class IssuerServer:
                 self.send_header("Cache-Control", cache_control)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not outer.state.trickle_seconds:
+                    self.wfile.write(body)
+                    return
+                for index in range(len(body)):
+                    self.wfile.write(body[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(outer.state.trickle_seconds)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -7,10 +7,11 @@ import time
 import uuid
 from collections.abc import Callable
 
+import orjson
 import pytest
 from _issuer import IssuerServer, make_token
 
-from jotkit import Key, KeyNotFound
+from jotkit import JoseError, Key, KeyNotFound
 from jotkit.guard import Guard, JWKSUnavailable, RemoteJWKS
 
 
@@ -199,4 +200,57 @@ def test_start_loads_keys_before_the_first_request(issuer_server: IssuerServer) 
     assert issuer_server.jwks_hits() == 1
     guard.verify(make_token(issuer_server.state.keys[0], issuer_server.url))
     assert issuer_server.jwks_hits() == 1
+    guard.close()
+
+
+# -- a hostile or broken issuer --------------------------------------------------------------
+
+
+def test_a_shared_secret_published_in_the_jwks_never_verifies(issuer_server: IssuerServer) -> None:
+    # Anyone can read a JWKS: an oct key in it would let anyone sign tokens.
+    secret = Key.generate("HS256", kid="leaked")
+    published = [issuer_server.state.keys[0].public().to_jwk(), secret.to_jwk(private=True)]
+    issuer_server.state.jwks_body = orjson.dumps({"keys": published})
+    guard = remote_guard(issuer_server, Monotonic())
+    assert guard.verify(make_token(issuer_server.state.keys[0], issuer_server.url)).sub
+    with pytest.raises(JoseError):
+        guard.verify(make_token(secret, issuer_server.url, sub="attacker"))
+    assert guard.jwks is not None and guard.jwks.keys is not None
+    assert "leaked" not in guard.jwks.keys
+
+
+def test_private_members_in_the_jwks_are_ignored(issuer_server: IssuerServer) -> None:
+    key = issuer_server.state.keys[0]
+    issuer_server.state.jwks_body = orjson.dumps({"keys": [key.to_jwk(private=True)]})
+    guard = remote_guard(issuer_server, Monotonic())
+    assert guard.verify(make_token(key, issuer_server.url)).sub == "user-1"
+    assert guard.jwks is not None and guard.jwks.keys is not None
+    assert not any(held.is_private for held in guard.jwks.keys)
+
+
+def test_an_oversized_jwks_is_refused(issuer_server: IssuerServer) -> None:
+    issuer_server.state.jwks_body = b'{"keys": [], "pad": "' + b"x" * (1 << 20) + b'"}'
+    jwks = RemoteJWKS(issuer_server.url + "/.well-known/jwks.json")
+    with pytest.raises(JWKSUnavailable, match="answered over"):
+        jwks.refresh()
+    jwks.close()
+
+
+def test_a_trickling_jwks_is_given_up_at_the_deadline(issuer_server: IssuerServer) -> None:
+    # One byte every 0.2 s passes every per-read timeout; the whole answer has a deadline.
+    issuer_server.state.trickle_seconds = 0.2
+    jwks = RemoteJWKS(issuer_server.url + "/.well-known/jwks.json", timeout_seconds=1)
+    with pytest.raises(JWKSUnavailable, match="took over 2 s"):
+        jwks.refresh()
+    jwks.close()
+
+
+@pytest.mark.parametrize("jwks_uri", ["http://[::1/jwks", "http://" + "a" * 70_000 + "/jwks"])
+def test_an_invalid_jwks_uri_is_unavailable_not_a_crash(
+    issuer_server: IssuerServer, jwks_uri: str
+) -> None:
+    issuer_server.state.jwks_uri = jwks_uri
+    guard = Guard(issuer=issuer_server.url, audience="jotkit")
+    with pytest.raises(JWKSUnavailable):
+        guard.verify(make_token(issuer_server.state.keys[0], issuer_server.url))
     guard.close()

@@ -249,7 +249,7 @@ def fetch_jwks(url: str, timeout: float) -> KeySet:
             "ERR_JWKS_FETCH", f"cannot fetch {url}: {type(exc).__name__}: {exc}"
         ) from None
     try:
-        key_set = KeySet.from_jwks(bytes(body))
+        key_set = KeySet.from_jwks(bytes(body), public_only=True)
     except JoseError as exc:
         raise CliError("ERR_JWKS_INVALID", f"{url} is not a JWK Set: {exc}") from None
     if not len(key_set):

@@ -38,22 +38,41 @@ _NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-cache|no-store)(?:$|[,\s])", re.IGNORE
 _MAX_DOCUMENT_BYTES = 512 * 1024  # a JWKS or a discovery document; anything bigger is wrong
 
 
-def _get_json(client: httpx.Client, url: str) -> tuple[Any, httpx.Response]:
-    response = client.get(url, headers={"Accept": "application/json"})
+def _download(
+    client: httpx.Client, url: str, headers: dict[str, str], deadline_seconds: float
+) -> tuple[httpx.Response, bytes]:
+    """GET ``url``: the response and, for a 200, its body, at most _MAX_DOCUMENT_BYTES of it
+    and all within ``deadline_seconds``. httpx's timeout bounds each read, not the answer: an
+    issuer trickling a byte a second, or sending a gigabyte, would otherwise hold the caller
+    (and every request queued behind the fetch) for ever, or fill its memory."""
+    deadline = time.monotonic() + deadline_seconds
+    body = bytearray()
+    with client.stream("GET", url, headers=headers) as response:
+        if response.status_code == 200:
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > _MAX_DOCUMENT_BYTES:
+                    raise JWKSUnavailable(f"GET {url} answered over {_MAX_DOCUMENT_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise JWKSUnavailable(f"GET {url} took over {deadline_seconds:g} s")
+    return response, bytes(body)
+
+
+def _get_json(client: httpx.Client, url: str, deadline_seconds: float) -> Any:
+    response, body = _download(client, url, {"Accept": "application/json"}, deadline_seconds)
     if response.status_code != 200:
         raise JWKSUnavailable(f"GET {url} answered HTTP {response.status_code}")
-    if len(response.content) > _MAX_DOCUMENT_BYTES:
-        raise JWKSUnavailable(f"GET {url} answered {len(response.content)} bytes: too large")
     try:
-        return orjson.loads(response.content), response
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise JWKSUnavailable(f"GET {url} did not answer JSON") from None
 
 
-def discover_jwks_uri(client: httpx.Client, issuer: str) -> str:
-    """The ``jwks_uri`` of ``issuer``'s OpenID configuration (its ``issuer`` must match)."""
+def discover_jwks_uri(client: httpx.Client, issuer: str, deadline_seconds: float = 10.0) -> str:
+    """The ``jwks_uri`` of ``issuer``'s OpenID configuration (its ``issuer`` must match, and
+    an https issuer's keys must come over https too)."""
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    document, _ = _get_json(client, url)
+    document = _get_json(client, url, deadline_seconds)
     if not isinstance(document, dict):
         raise JWKSUnavailable(f"{url} is not a JSON object")
     if document.get("issuer") != issuer:
@@ -64,6 +83,13 @@ def discover_jwks_uri(client: httpx.Client, issuer: str) -> str:
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
         raise JWKSUnavailable(f"{url} has no http(s) jwks_uri")
+    if issuer.startswith("https://") and not jwks_uri.startswith("https://"):
+        # Keys fetched in clear text can be swapped by anyone on the path.
+        raise JWKSUnavailable(f"{url} sends an https issuer's keys over plain http")
+    try:
+        httpx.URL(jwks_uri)
+    except httpx.InvalidURL:
+        raise JWKSUnavailable(f"{url} names a jwks_uri that is not a valid URL") from None
     return jwks_uri
 
 
@@ -101,6 +127,7 @@ class RemoteJWKS:
         self.retry_seconds = retry_seconds
         self.max_stale_seconds = max_stale_seconds
         self._monotonic = monotonic
+        self.deadline_seconds = 2 * timeout_seconds  # a whole answer, however it trickles
         self._own_client = client is None
         self._client = client or httpx.Client(timeout=timeout_seconds, follow_redirects=False)
         self._lock = threading.Lock()
@@ -202,7 +229,7 @@ class RemoteJWKS:
         except JWKSUnavailable as exc:
             self.last_error = str(exc)
             raise
-        except (httpx.HTTPError, JoseError, ValueError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, JoseError, ValueError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             raise JWKSUnavailable(
                 f"cannot fetch the key set of {self.url or self.issuer}: {self.last_error}"
@@ -211,24 +238,21 @@ class RemoteJWKS:
     def _fetch(self) -> KeySet:
         if self.url is None:
             assert self.issuer is not None
-            self.url = discover_jwks_uri(self._client, self.issuer)
+            self.url = discover_jwks_uri(self._client, self.issuer, self.deadline_seconds)
         self.fetches += 1
         headers = {"Accept": "application/jwk-set+json, application/json"}
         if self._etag is not None and self.keys is not None:
             headers["If-None-Match"] = self._etag
-        response = self._client.get(self.url, headers=headers)
+        response, document = _download(self._client, self.url, headers, self.deadline_seconds)
         if response.status_code == 304 and self.keys is not None:
             self._mark_fresh(response)
             return self.keys
         if response.status_code != 200:
             raise JWKSUnavailable(f"GET {self.url} answered HTTP {response.status_code}")
-        document = response.content
-        if len(document) > _MAX_DOCUMENT_BYTES:
-            raise JWKSUnavailable(f"GET {self.url} answered {len(document)} bytes: too large")
         if self.keys is not None and document == self._document:
             self._mark_fresh(response)
             return self.keys  # unchanged: keep the Verifier's cache warm
-        keys = KeySet.from_jwks(document)
+        keys = KeySet.from_jwks(document, public_only=True)
         if not any(key.can("verify") for key in keys):
             raise JWKSUnavailable(f"the key set at {self.url} has no usable signature key")
         self.keys, self._document = keys, document
