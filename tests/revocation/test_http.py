@@ -79,8 +79,20 @@ def test_an_empty_answer_is_a_heartbeat(scripted_feed: ScriptedFeedServer) -> No
         b'{"cursor": 7}',
         b'{"cursor": 7, "entries": [{"kind": "jti", "value": "ok", "forget_after": 9e9},'
         b' {"kind": "bogus", "value": "x", "forget_after": 9e9}]}',
+        b'{"cursor": 7, "entries": [{"kind": ["jti"], "value": "x", "forget_after": 9e9}]}',
+        b'{"cursor": 7, "entries": [{"kind": "jti", "value": "x", "forget_after": 1e999}]}',
+        b'{"cursor": 7, "entries": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
-    ids=["not-json", "not-object", "cursor-not-int", "no-entries", "one-bad-entry"],
+    ids=[
+        "not-json",
+        "not-object",
+        "cursor-not-int",
+        "no-entries",
+        "one-bad-entry",
+        "unhashable-kind",
+        "infinite-forget-after",
+        "deep-nesting",
+    ],
 )
 def test_a_malformed_answer_is_refused_whole(
     scripted_feed: ScriptedFeedServer, body: bytes
@@ -178,3 +190,31 @@ def test_close_cuts_off_a_poll_the_server_is_holding(scripted_feed: ScriptedFeed
     feed.close(timeout=10)  # well inside the 30 s hold
     assert not feed._thread.is_alive()
     assert not feed.connected
+
+
+def test_a_feed_answering_empty_at_once_is_not_polled_in_a_tight_loop(
+    scripted_feed: ScriptedFeedServer,
+) -> None:
+    # A server that ignores "wait" and answers at once: the follower pauses between polls.
+    scripted_feed.body = b'{"cursor": 0, "entries": []}'
+    revocations = RevocationSet()
+    feed = HttpFeedSubscriber(scripted_feed.url, revocations, wait_seconds=20)
+    feed.start()
+    try:
+        wait_for(lambda: feed.connected, "the first poll")
+        before = len(scripted_feed.requests)
+        time.sleep(2.5)
+        # Unpaused, this loop polls hundreds of times a second (seen: ~960/s).
+        assert len(scripted_feed.requests) - before <= 5
+    finally:
+        feed.close()
+
+
+def test_an_oversized_answer_is_refused(scripted_feed: ScriptedFeedServer) -> None:
+    entry_json = b'{"kind": "jti", "value": "x", "forget_after": 9e9}, '
+    scripted_feed.body = b'{"cursor": 1, "entries": [' + entry_json * 1_400_000 + b"]}"
+    feed = HttpFeedSubscriber(scripted_feed.url, RevocationSet(), wait_seconds=0)
+    with pytest.raises(FeedError) as raised:
+        feed.poll_once()
+    assert raised.value.code == "ERR_REVOCATION_FEED_MALFORMED" and "over" in str(raised.value)
+    feed.close()

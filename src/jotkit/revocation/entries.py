@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from jotkit.jose.errors import JoseError, RevokedToken
 
@@ -67,13 +67,22 @@ class Revocation:
         """Parse the wire form; ValueError on anything that is not a well-formed entry."""
         kind = entry.get("kind")
         value = entry.get("value")
-        if kind not in KINDS or not isinstance(value, str) or not value:
+        if (
+            not isinstance(kind, str)
+            or kind not in KINDS
+            or not isinstance(value, str)
+            or not value
+        ):
             raise ValueError("revocation entry needs a kind (jti|sid|sub) and a value")
         numbers = [entry.get("forget_after"), entry.get("not_before", 0)]
         cursor = entry.get("cursor", 0)
-        if any(type(n) not in (int, float) for n in numbers) or type(cursor) is not int:
-            raise ValueError("revocation entry times must be numbers and cursor an integer")
-        return cls(kind, value, float(numbers[0]), float(numbers[1]), cursor)
+        if (
+            any(type(n) not in (int, float) or not math.isfinite(n) for n in numbers)
+            or type(cursor) is not int
+        ):
+            # NaN would never compare as past its forget_after: an entry held for ever.
+            raise ValueError("revocation entry times must be finite numbers, cursor an integer")
+        return cls(cast(Kind, kind), value, float(numbers[0]), float(numbers[1]), cursor)
 
 
 class RevocationSet:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from jotkit.revocation.entries import Revocation, RevocationSet
 from jotkit.revocation.follower import FeedFollower
@@ -27,6 +28,8 @@ logger = logging.getLogger("jotkit.revocation")
 
 #: The longest hold the feed protocol allows, in seconds.
 MAX_WAIT_SECONDS = 30
+#: The largest answer read: a catch-up of every live entry is ~100 bytes an entry.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class FeedError(Exception):
@@ -116,29 +119,36 @@ class HttpFeedSubscriber(FeedFollower):
         """
         wait = self.wait_seconds if wait_seconds is None else wait_seconds
         since = self.cursor
+        url = f"{self.url}/revocations"
         try:
-            response = self._client.get(f"{self.url}/revocations", params=_params(since, wait))
+            with self._client.stream("GET", url, params=_params(since, wait)) as response:
+                _check_status(response)
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    _check_size(body)
         except httpx.HTTPError as error:
             raise _unreachable(error) from None
-        return self._absorb(since, response)
+        return self._absorb(since, bytes(body))
 
     async def _poll(self, client: httpx.AsyncClient, wait: float) -> int:
         since = self.cursor
+        url = f"{self.url}/revocations"
         try:
-            response = await client.get(f"{self.url}/revocations", params=_params(since, wait))
+            async with client.stream("GET", url, params=_params(since, wait)) as response:
+                _check_status(response)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    _check_size(body)
         except httpx.HTTPError as error:
             raise _unreachable(error) from None
-        return self._absorb(since, response)
+        return self._absorb(since, bytes(body))
 
-    def _absorb(self, since: int, response: httpx.Response) -> int:
-        if response.status_code != 200:
-            raise FeedError(
-                f"revocation feed answered HTTP {response.status_code}",
-                code="ERR_REVOCATION_FEED_UNAVAILABLE",
-            )
+    def _absorb(self, since: int, answer: bytes) -> int:
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(answer)  # refuses nesting past 1024 levels, NaN and Infinity
+        except orjson.JSONDecodeError:
             raise FeedError(
                 "feed answer is not JSON", code="ERR_REVOCATION_FEED_MALFORMED"
             ) from None
@@ -178,9 +188,15 @@ class HttpFeedSubscriber(FeedFollower):
         failures = 0
         # The first poll does not wait: it loads the live set as fast as the server can answer.
         wait: float = 0
+        loop = asyncio.get_running_loop()
         async with httpx.AsyncClient(headers=self._headers, timeout=self._timeout) as client:
             while not self._closed.is_set():
-                poll = asyncio.ensure_future(self._poll(client, wait))
+                started = loop.time()
+                # The whole poll has a deadline: a server trickling its answer a byte at a
+                # time would pass every per-read timeout and hold the feed for ever.
+                poll = asyncio.ensure_future(
+                    asyncio.wait_for(self._poll(client, wait), wait + _POLL_MARGIN_SECONDS)
+                )
                 await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not poll.done():
                     poll.cancel()
@@ -200,11 +216,34 @@ class HttpFeedSubscriber(FeedFollower):
                     await asyncio.wait({stopping}, timeout=delay)
                     continue
                 failures = 0
-                wait = self.wait_seconds
                 self._ready.set()
                 self._prune_if_due()
+                if wait and not poll.result() and loop.time() - started < wait / 2:
+                    # An empty answer long before the hold was up: the server is not holding
+                    # (or is going down). Pause instead of polling in a tight loop.
+                    await asyncio.wait({stopping}, timeout=_EARLY_EMPTY_PAUSE_SECONDS)
+                wait = self.wait_seconds
         stopping.cancel()
         self._ready.clear()
+
+
+_POLL_MARGIN_SECONDS = 15.0
+_EARLY_EMPTY_PAUSE_SECONDS = 1.0
+
+
+def _check_status(response: httpx.Response) -> None:
+    if response.status_code != 200:
+        raise FeedError(
+            f"revocation feed answered HTTP {response.status_code}",
+            code="ERR_REVOCATION_FEED_UNAVAILABLE",
+        )
+
+
+def _check_size(body: bytearray) -> None:
+    if len(body) > MAX_ANSWER_BYTES:
+        raise FeedError(
+            f"feed answer is over {MAX_ANSWER_BYTES} bytes", code="ERR_REVOCATION_FEED_MALFORMED"
+        )
 
 
 def _params(since: int, wait: float) -> dict[str, str | int]:
