@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _cli_helpers import forge, http_server, invoke, sign
 
-from jotkit.jose import Key, KeySet
+from jotkit.jose import Key, KeySet, jwt
 
 SECRET = "an HMAC secret long enough for HS512: sixty-four bytes, or more!"
 
@@ -223,6 +223,16 @@ def test_verify_with_jwks_url_from_a_real_http_server(
         )
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f'valid: ES256 signature (kid "{es256_key.kid}")')
+
+
+def test_verify_with_jwks_url_never_trusts_a_published_secret(es256_key: Key) -> None:
+    leaked = Key.generate("HS256", kid="leaked")
+    jwks = {"keys": [es256_key.public().to_jwk(), leaked.to_jwk(private=True)]}
+    forged = jwt.sign({"sub": "attacker", "exp": int(time.time()) + 600}, leaked)
+    with http_server({"/jwks": (200, json.dumps(jwks).encode())}) as url:
+        result = invoke("token", "verify", forged, "--jwks", url + "/jwks")
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("INVALID: ")
 
 
 def test_verify_jwks_url_that_answers_404_is_err_jwks_fetch(es256_key: Key) -> None:
