@@ -196,3 +196,28 @@ def test_two_servers_on_one_postgresql_share_sessions_and_revocations(
     finally:
         first.stop()
         second.stop()
+
+
+def test_an_instance_misses_no_revocation_the_other_stored_just_before_its_own(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """B stores entry N-1, A stores N within the same sync interval: A's own N must not move
+    its cursor past N-1, or A's guard and every feed client following A would never see it."""
+    env = {"JOTKIT_ISSUER": "https://auth.test", "JOTKIT_DATABASE_URL": postgres_url}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_server(tmp_path / "a", database_url=postgres_url, env=env)
+    second = start_server(tmp_path / "b", users={}, database_url=postgres_url, env=env)
+    try:
+        for _ in range(5):
+            on_first, on_second = first.login(), second.login()
+            second.client.post("/logout", headers=bearer(on_second["access_token"]))
+            first.client.post("/logout", headers=bearer(on_first["access_token"]))
+            sid = jwt.peek(on_second["access_token"])[1]["sid"]
+            feed = first.client.get("/revocations", params={"since": 0}).json()
+            assert any(entry["value"] == sid for entry in feed["entries"]), "feed skipped it"
+            me = first.client.get("/me", headers=bearer(on_second["access_token"]))
+            assert me.status_code == 401
+    finally:
+        first.stop()
+        second.stop()

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from jotkit.revocation import Revocation, RevocationSet
-from jotkit.store import Store
+from jotkit.store import Store, StoreError
 
 __all__ = ["ServerFeed"]
 
@@ -31,23 +31,44 @@ class ServerFeed:
         self._publisher = publisher
         self._lock = threading.Lock()
         self._entries: dict[int, Revocation] = {}
+        # The highest cursor read from the store. Entries are only ever taken from the store
+        # in cursor order above it, never ahead of it: another instance's entry N-1 may be
+        # committed (store ids commit in order) but not yet read here when our own N is.
+        self._synced = 0
+        self._sync_lock = threading.Lock()
         self.revocations = RevocationSet()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
 
     @property
     def cursor(self) -> int:
-        """The highest cursor this process knows."""
-        return self.revocations.cursor
+        """The highest cursor this process has read: every entry up to it is here."""
+        return self._synced
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind to the server's event loop so publishes from worker threads wake waiters."""
         self._loop = loop
         self._changed = asyncio.Event()
 
-    def publish(self, entries: Iterable[Revocation]) -> None:
-        """Apply stored entries here and pass them on; safe to call from any thread."""
-        fresh = self._apply(entries)
+    def publish(self, entries: Iterable[Revocation], *, now: float) -> None:
+        """After this process stored ``entries``: its own guard takes them at once; the feed
+        takes them with whatever other instances stored before them, from the store in cursor
+        order (one read). If that read fails, the next ``sync`` brings them."""
+        for entry in entries:
+            self.revocations.add(entry)
+        try:
+            self.sync(now=now)
+        except StoreError as exc:
+            log.warning("revocation feed: store read failed (%s); next sync catches up", exc.code)
+
+    def sync(self, *, now: float) -> None:
+        """Take what the store holds above our cursor, in order, and pass it on (blocking: run
+        it in a thread)."""
+        with self._sync_lock:
+            entries = self._store.revocations_since(self._synced, now=now)
+            if entries:
+                self._synced = max(self._synced, entries[-1].cursor)
+            fresh = self._apply(entries)
         if not fresh:
             return
         if self._publisher is not None:
@@ -71,10 +92,6 @@ class ServerFeed:
         if self._changed is not None:
             self._changed.set()
             self._changed = asyncio.Event()
-
-    def sync(self, *, now: float) -> None:
-        """Pull what other processes stored since our cursor (blocking: run it in a thread)."""
-        self.publish(self._store.revocations_since(self.cursor, now=now))
 
     def since(self, cursor: int, *, now: float) -> list[Revocation]:
         """Live entries above ``cursor``, in order."""

@@ -253,7 +253,7 @@ class AuthService:
     def _published(self, entries: list[Revocation]) -> None:
         if entries:
             self.metrics.inc("jotkit_revocations_total", len(entries))
-            self.feed.publish(entries)
+            self.feed.publish(entries, now=time.time())
 
     # -- sessions and revocation ----------------------------------------------------------
 
