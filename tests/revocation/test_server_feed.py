@@ -6,6 +6,7 @@ Over the HTTP feed (``GET /revocations`` long-poll) and over Redis (the server p
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,34 @@ def test_logout_reaches_a_redis_subscriber_across_a_redis_crash(
     finally:
         subscriber.close()
         server.stop()
+
+
+def test_redis_subscribers_stay_fresh_while_the_server_cannot_read_its_store(
+    tmp_path: Path, private_redis: PrivateRedis, postgres_url: str
+) -> None:
+    # The store read behind sync fails every second (its table is gone); the heartbeat to
+    # Redis must still go out, or every Redis-fed verifier fails closed for nothing.
+    from sqlalchemy import create_engine, text
+
+    server = start_server(
+        tmp_path,
+        database_url=postgres_url,
+        env={"JOTKIT_REDIS_URL": private_redis.url, "JOTKIT_HEARTBEAT_SECONDS": "1"},
+    )
+    revocations = RevocationSet(max_staleness_seconds=3)
+    subscriber = RedisSubscriber(private_redis.url, revocations, prefix="jotkit")
+    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        pair = server.login()
+        subscriber.start()
+        assert subscriber.wait_ready(DEADLINE_SECONDS)
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE revocations RENAME TO revocations_away"))
+        time.sleep(5)  # past the 3 s bound: only heartbeats can keep the set fresh
+        assert verdict(revocations, claims_of(pair)) == "accepted"
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE revocations_away RENAME TO revocations"))
+    finally:
+        subscriber.close()
+        server.stop()
+        engine.dispose()

@@ -65,9 +65,12 @@ async def _upkeep(service: AuthService) -> None:
     while True:
         await asyncio.sleep(min(_SYNC_SECONDS, settings.heartbeat_seconds))
         now = time.time()
+        # The heartbeat first, on its own: Redis-fed verifiers must not go stale (and refuse
+        # every token) because this process cannot read its database; while it cannot, it
+        # cannot write a revocation either, so "nothing new" is true.
+        await asyncio.to_thread(service.feed.heartbeat, now=now)
         try:
             await asyncio.to_thread(service.feed.sync, now=now)
-            await asyncio.to_thread(service.feed.heartbeat, now=now)
             if time.monotonic() - last_keys >= _KEY_RELOAD_SECONDS:
                 last_keys = time.monotonic()
                 await asyncio.to_thread(service.refresh_keys)
