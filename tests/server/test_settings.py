@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -75,3 +76,22 @@ def test_serve_with_a_bad_setting_exits_2_with_one_line() -> None:
     )
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: ERR_CONFIG: ") and refused.stderr.count("\n") == 1
+
+
+def test_a_database_that_accepts_but_never_answers_fails_the_start_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    # A listener that takes the TCP connection and says nothing (a frozen host behind a
+    # live port): the connect has a timeout, so serve stops with one line, not a hang.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        refused = subprocess.run(
+            [JOTKIT, "serve", "--port", "1", "--database", f"postgresql://x@127.0.0.1:{port}/x"],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.startswith("error: ERR_STORE: ")

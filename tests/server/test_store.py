@@ -166,3 +166,24 @@ def test_a_session_was_last_used_at_its_newest_refresh(store: Store) -> None:
     later = created.created_at + 5
     store.rotate("h0", "h1", now=later, idle_ttl=60, grace=0, forget_after=later + 60)
     assert store.sessions(user_id, now=later)[0].last_used_at == later
+
+
+def test_a_link_lost_at_commit_is_an_error_whose_outcome_is_unknown(postgres_url: str) -> None:
+    # The server ends the session while the transaction idles; the COMMIT then finds the
+    # connection gone: the client cannot know whether it committed, and must say so.
+    from sqlalchemy import text
+
+    from jotkit.store import StoreError
+
+    store = Store(postgres_url)
+    store.migrate()
+    try:
+        with pytest.raises(StoreError) as failed, store._write() as connection:
+            connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = '50ms'"))
+            time.sleep(0.5)
+        assert failed.value.outcome_unknown is True
+        with pytest.raises(StoreError) as refused, store._write() as connection:
+            connection.execute(text("SELECT 1/0"))  # fails before the commit: nothing written
+        assert refused.value.outcome_unknown is False
+    finally:
+        store.close()

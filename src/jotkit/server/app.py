@@ -156,6 +156,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def store_error(_request: Request, exc: StoreError) -> Any:
         log.error("store error: %s", exc)
+        if exc.outcome_unknown:
+            # The commit was sent and its answer lost: the change may be in. Saying "nothing
+            # was changed" would invite a retry that, for a refresh, looks like token theft.
+            return error_response(
+                "unavailable",
+                "the database failed while committing: the change may or may not have been made",
+            )
         return error_response("unavailable", "the database is unavailable; nothing was changed")
 
     @app.exception_handler(Exception)

@@ -27,9 +27,11 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class StoreError(RuntimeError):
-    """The database is unreachable or refused an operation; nothing was written."""
+    """The database is unreachable or refused an operation. Nothing was written, unless
+    ``outcome_unknown``: the connection failed while committing, so the change may be in."""
 
     code = "ERR_STORE"
+    outcome_unknown = False
 
 
 class Conflict(StoreError):
@@ -58,7 +60,18 @@ class Database:
                 _create_private_file(Path(path))
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
-            options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            options.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10)
+            # A database that stops answering (a dropped route, a frozen host) must fail a
+            # request within seconds, not hold it and its worker thread for ever: bound the
+            # connect, and let TCP keepalives and tcp_user_timeout (libpq) cut a dead link.
+            options["connect_args"] = {
+                "connect_timeout": 5,
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 2,
+                "tcp_user_timeout": 10_000,
+            }
         self.engine: Engine = create_engine(parsed, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -70,9 +83,13 @@ class Database:
         """Bring the schema to the newest Alembic revision (idempotent)."""
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
-        with self._write_lock, self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        try:
+            with self._write_lock, self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except SQLAlchemyError as exc:  # unreachable at start: one line, not a traceback
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StoreError(f"cannot open the database: {reason}") from exc
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -90,8 +107,23 @@ class Database:
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         try:
-            with self._write_lock, self.engine.begin() as connection:
-                yield connection
+            with self._write_lock, self.engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    yield connection
+                except BaseException:
+                    transaction.rollback()
+                    raise
+                try:
+                    transaction.commit()
+                except IntegrityError:
+                    raise  # a deferred constraint: refused, so rolled back (Conflict below)
+                except SQLAlchemyError as exc:
+                    # The link may have died after the server committed: only "unknown" is
+                    # true (a known rollback reported so is imprecise, never false).
+                    failed = StoreError(f"database error while committing ({type(exc).__name__})")
+                    failed.outcome_unknown = True
+                    raise failed from exc
         except IntegrityError as exc:
             raise Conflict("already exists") from exc
         except SQLAlchemyError as exc:
