@@ -7,13 +7,14 @@ import sqlite3
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from jotkit import KeySet, jwt
-from servers import JOTKIT, start_server
+from servers import JOTKIT, ServerProcess, start_server
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -167,57 +168,54 @@ def test_the_embedded_database_file_is_private(tmp_path: Path) -> None:
     assert mode == 0o600
 
 
-def test_two_servers_on_one_postgresql_share_sessions_and_revocations(
+@pytest.fixture
+def two_instances(
     tmp_path: Path, postgres_url: str
-) -> None:
-    """Scale-out: any instance refreshes any session; a logout on one reaches the other."""
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two `jotkit serve` on one PostgreSQL database (the second has no users of its own)."""
     env = {"JOTKIT_ISSUER": "https://auth.test", "JOTKIT_DATABASE_URL": postgres_url}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = start_server(tmp_path / "a", database_url=postgres_url, env=env)
     second = start_server(tmp_path / "b", users={}, database_url=postgres_url, env=env)
-    try:
-        pair = first.login()
-        assert second.client.get("/me", headers=bearer(pair["access_token"])).status_code == 200
-        rotated = second.client.post(
-            "/token/refresh", json={"refresh_token": pair["refresh_token"]}
-        )
-        assert rotated.status_code == 200
-        # The replay lands on the other instance: still detected, family revoked.
-        replay = first.client.post("/token/refresh", json={"refresh_token": pair["refresh_token"]})
-        assert replay.status_code == 401
-        new_access = rotated.json()["access_token"]
-        _wait_for(
-            lambda: second.client.get("/me", headers=bearer(new_access)).status_code == 401,
-            "the revocation written by one instance never reached the other",
-        )
-        feed = second.client.get("/revocations").json()
-        assert any(entry["kind"] == "sid" for entry in feed["entries"])
-    finally:
-        first.stop()
-        second.stop()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def test_two_servers_on_one_postgresql_share_sessions_and_revocations(
+    two_instances: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """Scale-out: any instance refreshes any session; a logout on one reaches the other."""
+    first, second = two_instances
+    pair = first.login()
+    assert second.client.get("/me", headers=bearer(pair["access_token"])).status_code == 200
+    rotated = second.client.post("/token/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert rotated.status_code == 200
+    # The replay lands on the other instance: still detected, family revoked.
+    replay = first.client.post("/token/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert replay.status_code == 401
+    new_access = rotated.json()["access_token"]
+    _wait_for(
+        lambda: second.client.get("/me", headers=bearer(new_access)).status_code == 401,
+        "the revocation written by one instance never reached the other",
+    )
+    feed = second.client.get("/revocations").json()
+    assert any(entry["kind"] == "sid" for entry in feed["entries"])
 
 
 def test_an_instance_misses_no_revocation_the_other_stored_just_before_its_own(
-    tmp_path: Path, postgres_url: str
+    two_instances: tuple[ServerProcess, ServerProcess],
 ) -> None:
     """B stores entry N-1, A stores N within the same sync interval: A's own N must not move
     its cursor past N-1, or A's guard and every feed client following A would never see it."""
-    env = {"JOTKIT_ISSUER": "https://auth.test", "JOTKIT_DATABASE_URL": postgres_url}
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = start_server(tmp_path / "a", database_url=postgres_url, env=env)
-    second = start_server(tmp_path / "b", users={}, database_url=postgres_url, env=env)
-    try:
-        for _ in range(5):
-            on_first, on_second = first.login(), second.login()
-            second.client.post("/logout", headers=bearer(on_second["access_token"]))
-            first.client.post("/logout", headers=bearer(on_first["access_token"]))
-            sid = jwt.peek(on_second["access_token"])[1]["sid"]
-            feed = first.client.get("/revocations", params={"since": 0}).json()
-            assert any(entry["value"] == sid for entry in feed["entries"]), "feed skipped it"
-            me = first.client.get("/me", headers=bearer(on_second["access_token"]))
-            assert me.status_code == 401
-    finally:
-        first.stop()
-        second.stop()
+    first, second = two_instances
+    for _ in range(5):
+        on_first, on_second = first.login(), second.login()
+        second.client.post("/logout", headers=bearer(on_second["access_token"]))
+        first.client.post("/logout", headers=bearer(on_first["access_token"]))
+        sid = jwt.peek(on_second["access_token"])[1]["sid"]
+        feed = first.client.get("/revocations", params={"since": 0}).json()
+        assert any(entry["value"] == sid for entry in feed["entries"]), "feed skipped it"
+        me = first.client.get("/me", headers=bearer(on_second["access_token"]))
+        assert me.status_code == 401
