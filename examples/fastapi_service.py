@@ -16,6 +16,7 @@ then ``curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8001/me``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -50,7 +51,9 @@ guard = Guard(issuer=ISSUER, audience="jotkit", revocation=revocations, feed=fee
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
-        guard.start()
+        # In a thread: the key fetch may take up to its deadline, and the event loop (other
+        # apps' startup, signals) must not wait on it.
+        await asyncio.to_thread(guard.start)
     except JWKSUnavailable as exc:  # the first request will try again
         logger.warning("auth server not reachable yet: %s", exc)
     yield
