@@ -54,7 +54,7 @@ class RefreshRequest(BaseModel):
     """POST /token/refresh as JSON (the schema OpenAPI shows; ``_presented_refresh_token``
     reads the body, which may also be an RFC 6749 form or, in cookie mode, empty)."""
 
-    refresh_token: str | None = Field(default=None, min_length=1, max_length=512)
+    refresh_token: str | None = Field(default=None, min_length=1, max_length=_MAX_REFRESH_TOKEN)
     grant_type: Literal["refresh_token"] | None = None
 
 
@@ -149,11 +149,12 @@ async def _presented_refresh_token(request: Request, service: AuthService) -> st
     return token
 
 
+_REFRESH_SCHEMA = RefreshRequest.model_json_schema()
 _REFRESH_BODY = {
     "required": False,
     "content": {
-        "application/json": {"schema": RefreshRequest.model_json_schema()},
-        "application/x-www-form-urlencoded": {"schema": RefreshRequest.model_json_schema()},
+        "application/json": {"schema": _REFRESH_SCHEMA},
+        "application/x-www-form-urlencoded": {"schema": _REFRESH_SCHEMA},
     },
 }
 

@@ -31,7 +31,10 @@ class StoreError(RuntimeError):
     ``outcome_unknown``: the connection failed while committing, so the change may be in."""
 
     code = "ERR_STORE"
-    outcome_unknown = False
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
 
 
 class Conflict(StoreError):
@@ -121,9 +124,10 @@ class Database:
                 except SQLAlchemyError as exc:
                     # The link may have died after the server committed: only "unknown" is
                     # true (a known rollback reported so is imprecise, never false).
-                    failed = StoreError(f"database error while committing ({type(exc).__name__})")
-                    failed.outcome_unknown = True
-                    raise failed from exc
+                    raise StoreError(
+                        f"database error while committing ({type(exc).__name__})",
+                        outcome_unknown=True,
+                    ) from exc
         except IntegrityError as exc:
             raise Conflict("already exists") from exc
         except SQLAlchemyError as exc:
