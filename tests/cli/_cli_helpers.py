@@ -92,8 +92,11 @@ def write_key_files(key: Key, directory: Path) -> dict[str, Path]:
 
 
 @contextmanager
-def http_server(routes: Mapping[str, tuple[int, bytes]]) -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 (a free port) answering GET path -> (status, body)."""
+def http_server(
+    routes: Mapping[str, tuple[int, bytes]], *, trickle_seconds: float = 0
+) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 (a free port) answering GET path -> (status, body);
+    with ``trickle_seconds``, it sends the body one byte per that many seconds."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -102,12 +105,20 @@ def http_server(routes: Mapping[str, tuple[int, bytes]]) -> Iterator[str]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            chunks = [body[i : i + 1] for i in range(len(body))] if trickle_seconds else [body]
+            try:
+                for chunk in chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    time.sleep(trickle_seconds)
+            except OSError:
+                pass  # the client gave up
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True  # closing does not wait for a trickle to finish
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

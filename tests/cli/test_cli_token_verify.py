@@ -252,6 +252,27 @@ def test_verify_jwks_url_with_nothing_listening_is_err_jwks_fetch(es256_key: Key
     assert len(result.stderr.splitlines()) == 1
 
 
+def test_verify_jwks_url_that_trickles_is_given_up_at_twice_the_timeout(es256_key: Key) -> None:
+    # One byte every 0.2 s passes every per-read timeout; the whole answer has a deadline.
+    jwks = json.dumps(KeySet([es256_key.public()]).to_jwks()).encode()
+    with http_server({"/jwks": (200, jwks)}, trickle_seconds=0.2) as url:
+        started = time.monotonic()
+        result = invoke(
+            "token", "verify", sign(es256_key), "--jwks", url + "/jwks", "--timeout", "1"
+        )
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 1
+    assert result.stderr == f"error: ERR_JWKS_FETCH: GET {url}/jwks took over 2 s\n"
+
+
+def test_verify_jwks_url_that_sends_too_much_is_err_jwks_fetch(es256_key: Key) -> None:
+    body = b'{"keys": [], "pad": "' + b"x" * (1 << 20) + b'"}'
+    with http_server({"/jwks": (200, body)}) as url:
+        result = invoke("token", "verify", sign(es256_key), "--jwks", url + "/jwks")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: ERR_JWKS_FETCH: GET {url}/jwks answered over 524288 bytes\n"
+
+
 @pytest.mark.parametrize("body", [b"<html>", b'{"keys": "nope"}', b'{"keys": [{"kty": "?"}]}'])
 def test_verify_jwks_url_that_serves_no_jwks_is_err_jwks_invalid(
     es256_key: Key, body: bytes

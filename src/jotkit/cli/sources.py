@@ -31,7 +31,6 @@ from jotkit.jose.b64 import b64encode
 __all__ = [
     "EXIT_FAILED",
     "EXIT_USAGE",
-    "JWKS_MAX_BYTES",
     "MAX_KEY_FILE_BYTES",
     "CliError",
     "CliInputError",
@@ -52,7 +51,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 # Bigger than this is not a key file or a JWK Set (an 8192-bit RSA private JWK is ~7 KiB).
 MAX_KEY_FILE_BYTES = 1 << 20
-JWKS_MAX_BYTES = 1 << 20
 
 
 class CliError(click.ClickException):
@@ -232,24 +230,23 @@ def fetch_jwks(url: str, timeout: float) -> KeySet:
         raise CliInputError(
             "ERR_JWKS_FETCH", "--jwks needs httpx: pip install 'jotkit[guard]'"
         ) from None
-    body = bytearray()
+    from jotkit.guard.errors import JWKSUnavailable
+    from jotkit.guard.jwks import download
+
     try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client,
-            client.stream("GET", url, headers={"Accept": "application/json"}) as response,
-        ):
-            if response.status_code != 200:
-                raise CliError("ERR_JWKS_FETCH", f"GET {url} answered HTTP {response.status_code}")
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > JWKS_MAX_BYTES:
-                    raise CliError("ERR_JWKS_FETCH", f"{url} sent over {JWKS_MAX_BYTES} bytes")
+        with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client:
+            # timeout bounds each read; the whole answer gets twice that, as in the guard.
+            response, body = download(client, url, {"Accept": "application/json"}, 2 * timeout)
+    except JWKSUnavailable as exc:
+        raise CliError("ERR_JWKS_FETCH", str(exc)) from None
     except httpx.HTTPError as exc:
         raise CliError(
             "ERR_JWKS_FETCH", f"cannot fetch {url}: {type(exc).__name__}: {exc}"
         ) from None
+    if response.status_code != 200:
+        raise CliError("ERR_JWKS_FETCH", f"GET {url} answered HTTP {response.status_code}")
     try:
-        key_set = KeySet.from_jwks(bytes(body), public_only=True)
+        key_set = KeySet.from_jwks(body, public_only=True)
     except JoseError as exc:
         raise CliError("ERR_JWKS_INVALID", f"{url} is not a JWK Set: {exc}") from None
     if not len(key_set):

@@ -31,14 +31,14 @@ from jotkit.guard.errors import JWKSUnavailable
 from jotkit.jose.errors import JoseError
 from jotkit.jose.keyset import KeySet
 
-__all__ = ["RemoteJWKS", "discover_jwks_uri"]
+__all__ = ["RemoteJWKS", "discover_jwks_uri", "download"]
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-cache|no-store)(?:$|[,\s])", re.IGNORECASE)
 _MAX_DOCUMENT_BYTES = 512 * 1024  # a JWKS or a discovery document; anything bigger is wrong
 
 
-def _download(
+def download(
     client: httpx.Client, url: str, headers: dict[str, str], deadline_seconds: float
 ) -> tuple[httpx.Response, bytes]:
     """GET ``url``: the response and, for a 200, its body, at most _MAX_DOCUMENT_BYTES of it
@@ -59,7 +59,7 @@ def _download(
 
 
 def _get_json(client: httpx.Client, url: str, deadline_seconds: float) -> Any:
-    response, body = _download(client, url, {"Accept": "application/json"}, deadline_seconds)
+    response, body = download(client, url, {"Accept": "application/json"}, deadline_seconds)
     if response.status_code != 200:
         raise JWKSUnavailable(f"GET {url} answered HTTP {response.status_code}")
     try:
@@ -243,7 +243,7 @@ class RemoteJWKS:
         headers = {"Accept": "application/jwk-set+json, application/json"}
         if self._etag is not None and self.keys is not None:
             headers["If-None-Match"] = self._etag
-        response, document = _download(self._client, self.url, headers, self.deadline_seconds)
+        response, document = download(self._client, self.url, headers, self.deadline_seconds)
         if response.status_code == 304 and self.keys is not None:
             self._mark_fresh(response)
             return self.keys
