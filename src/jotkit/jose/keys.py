@@ -113,7 +113,7 @@ class Key:
         # Routes of verified protected headers, keyed by their base64url text (see
         # jws._verify_compact), and encoded headers this key signs with (see
         # jws._encoded_header): per-key caches.
-        self._header_memo: dict[str, Any] = {}
+        self._header_memo: dict[bytes, Any] = {}
         self._signing_headers: dict[Any, Any] = {}
         self._hmac_bases: dict[str, hmac.HMAC] = {}
 

@@ -32,7 +32,7 @@ class KeySet:
                 if key.kid in self._by_kid:
                     raise InvalidKey(f"two keys share kid {key.kid!r}")
                 self._by_kid[key.kid] = key
-        self._header_memo: dict[str, Any] = {}
+        self._header_memo: dict[bytes, Any] = {}
 
     @classmethod
     def from_jwks(
