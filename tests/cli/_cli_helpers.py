@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -91,26 +92,41 @@ def write_key_files(key: Key, directory: Path) -> dict[str, Path]:
     return paths
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What ``http_server`` sends for one path, when a (status, body) pair is not enough."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    trickle_seconds: float = 0  # > 0: send the body one byte per this many seconds
+
+
 @contextmanager
 def http_server(
-    routes: Mapping[str, tuple[int, bytes]], *, trickle_seconds: float = 0
+    routes: Mapping[str, tuple[int, bytes] | Answer], *, trickle_seconds: float = 0
 ) -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1 (a free port) answering GET path -> (status, body);
-    with ``trickle_seconds``, it sends the body one byte per that many seconds."""
+    """A real HTTP server on 127.0.0.1 (a free port) answering GET path -> (status, body) or
+    an Answer; with ``trickle_seconds``, it sends each body one byte per that many seconds."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            status, body = routes.get(self.path, (404, b'{"error": "not_found"}'))
-            self.send_response(status)
+            answer = routes.get(self.path, (404, b'{"error": "not_found"}'))
+            if not isinstance(answer, Answer):
+                answer = Answer(*answer, trickle_seconds=trickle_seconds)
+            self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
             self.end_headers()
-            chunks = [body[i : i + 1] for i in range(len(body))] if trickle_seconds else [body]
+            body, pause = answer.body, answer.trickle_seconds
+            chunks = [body[i : i + 1] for i in range(len(body))] if pause else [body]
             try:
                 for chunk in chunks:
                     self.wfile.write(chunk)
                     self.wfile.flush()
-                    time.sleep(trickle_seconds)
+                    time.sleep(pause)
             except OSError:
                 pass  # the client gave up
 

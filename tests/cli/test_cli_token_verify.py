@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_helpers import forge, http_server, invoke, sign
+from _cli_helpers import Answer, forge, http_server, invoke, sign
 
 from jotkit.jose import Key, KeySet, jwt
 
@@ -271,6 +271,44 @@ def test_verify_jwks_url_that_sends_too_much_is_err_jwks_fetch(es256_key: Key) -
         result = invoke("token", "verify", sign(es256_key), "--jwks", url + "/jwks")
     assert result.exit_code == 1
     assert result.stderr == f"error: ERR_JWKS_FETCH: GET {url}/jwks answered over 524288 bytes\n"
+
+
+def test_verify_jwks_url_follows_a_redirect_without_reading_its_body(es256_key: Key) -> None:
+    # httpx, left to follow redirects, reads a 3xx body whole, outside the cap and deadline.
+    jwks = json.dumps(KeySet([es256_key.public()]).to_jwks()).encode()
+    routes = {
+        "/old": Answer(302, b"x" * 4000, {"Location": "/jwks"}, trickle_seconds=0.01),
+        "/jwks": (200, jwks),
+    }
+    with http_server(routes) as url:
+        started = time.monotonic()
+        result = invoke("token", "verify", sign(es256_key), "--jwks", url + "/old")
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 10  # the trickled 3xx body would take 40 s
+
+
+def test_verify_jwks_url_that_redirects_for_ever_is_err_jwks_fetch(es256_key: Key) -> None:
+    with http_server({"/a": Answer(302, b"", {"Location": "/a"})}) as url:
+        result = invoke("token", "verify", sign(es256_key), "--jwks", url + "/a")
+    assert result.exit_code == 1
+    assert result.stderr == "error: ERR_JWKS_FETCH: over 3 redirects\n"
+
+
+def test_verify_jwks_url_that_cannot_be_requested_is_one_line(es256_key: Key) -> None:
+    # A host label over 63 characters: IDNA refuses it when the request is made.
+    jwks_url = "http://a" + "b" * 300 + ".invalid/jwks"
+    result = invoke("token", "verify", sign(es256_key), "--jwks", jwks_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ERR_JWKS_FETCH: cannot fetch ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("jwks_url", ["http://[::1/x", "http://127.0.0.1:1/ok\n"])
+def test_verify_jwks_url_that_does_not_parse_is_a_usage_error(jwks_url: str) -> None:
+    result = invoke("token", "verify", "a.b.c", "--jwks", jwks_url)
+    assert result.exit_code == 2
+    assert "is not a valid URL" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("body", [b"<html>", b'{"keys": "nope"}', b'{"keys": [{"kty": "?"}]}'])

@@ -51,6 +51,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 # Bigger than this is not a key file or a JWK Set (an 8192-bit RSA private JWK is ~7 KiB).
 MAX_KEY_FILE_BYTES = 1 << 20
+_JWKS_MAX_REDIRECTS = 3
 
 
 class CliError(click.ClickException):
@@ -234,12 +235,25 @@ def fetch_jwks(url: str, timeout: float) -> KeySet:
     from jotkit.guard.jwks import download
 
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client:
-            # timeout bounds each read; the whole answer gets twice that, as in the guard.
-            response, body = download(client, url, {"Accept": "application/json"}, 2 * timeout)
+        # Redirects are followed here, not by httpx, which would read each 3xx body itself,
+        # outside download()'s size cap and deadline. timeout bounds each read; each answer
+        # gets twice that, as in the guard.
+        with httpx.Client(timeout=timeout) as client:
+            for _ in range(_JWKS_MAX_REDIRECTS + 1):
+                response, body = download(client, url, {"Accept": "application/json"}, 2 * timeout)
+                location = response.headers.get("Location")
+                if not response.is_redirect or location is None:
+                    break
+                target = response.url.join(location)
+                if response.url.scheme == "https" and target.scheme != "https":
+                    raise CliError("ERR_JWKS_FETCH", f"{url} redirects an https fetch to {target}")
+                url = str(target)
+            else:
+                raise CliError("ERR_JWKS_FETCH", f"over {_JWKS_MAX_REDIRECTS} redirects")
     except JWKSUnavailable as exc:
         raise CliError("ERR_JWKS_FETCH", str(exc)) from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+        # InvalidURL and UnicodeError (a host name IDNA cannot encode) are no HTTPError.
         raise CliError(
             "ERR_JWKS_FETCH", f"cannot fetch {url}: {type(exc).__name__}: {exc}"
         ) from None
@@ -256,7 +270,12 @@ def fetch_jwks(url: str, timeout: float) -> KeySet:
 
 def check_jwks_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise click.BadParameter("is not a valid URL", ctx, param) from None
+        if not value.isprintable():  # a newline would also split the one-line error
+            raise click.BadParameter("is not a valid URL", ctx, param)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise click.BadParameter("must be an http:// or https:// URL", ctx, param)
     return value
