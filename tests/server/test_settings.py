@@ -42,11 +42,30 @@ def test_environment_overrides_the_file_and_options_override_both(tmp_path: Path
         ({"JOTKIT_ACCESS_TTL_SECONDS": "0"}, "JOTKIT_ACCESS_TTL_SECONDS"),
         ({"JOTKIT_DATABASE_URL": "mysql://x"}, "JOTKIT_DATABASE_URL"),
         ({"JOTKIT_REGISTRATION": "sometimes"}, "JOTKIT_REGISTRATION"),
+        # URLs that parse wrong: each was a traceback from SQLAlchemy or redis-py at start.
+        ({"JOTKIT_DATABASE_URL": "postgresql://[::1/x"}, "JOTKIT_DATABASE_URL is not a valid"),
+        ({"JOTKIT_DATABASE_URL": "postgresql://h:99999/db"}, "JOTKIT_DATABASE_URL is not a valid"),
+        ({"JOTKIT_REDIS_URL": "redis://[::1/x"}, "JOTKIT_REDIS_URL is not a valid"),
+        ({"JOTKIT_REDIS_URL": "http://127.0.0.1:6379"}, "JOTKIT_REDIS_URL must be a redis://"),
+        ({"JOTKIT_ISSUER": "ftp://auth.example"}, "JOTKIT_ISSUER must be a http://"),
+        ({"JOTKIT_ISSUER": "https://auth.example\nX: y"}, "JOTKIT_ISSUER is not a valid URL"),
+        ({"JOTKIT_ISSUER": "auth.example"}, "JOTKIT_ISSUER must be a http://"),
     ],
 )
 def test_unsafe_or_malformed_settings_are_refused(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(environ=environ)
+
+
+def test_url_settings_that_parse_are_accepted() -> None:
+    settings = load_settings(
+        environ={
+            "JOTKIT_DATABASE_URL": "postgresql+psycopg://u:p@[::1]:5432/db",
+            "JOTKIT_REDIS_URL": "rediss://cache.internal:6380/0",
+            "JOTKIT_ISSUER": "https://auth.example.com/tenant-1/",
+        }
+    )
+    assert settings.issuer == "https://auth.example.com/tenant-1"
 
 
 def test_unknown_or_invalid_toml_is_refused(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["ConfigError", "Settings", "default_database_url", "describe", "load_settings"]
 
@@ -181,6 +182,12 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"JOTKIT_{name.upper()} must be positive")
     if not settings.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
         raise ConfigError("JOTKIT_DATABASE_URL must be sqlite:///... or postgresql://...")
+    _check_url(
+        "database_url", settings.database_url, ("sqlite", "postgresql", "postgresql+psycopg")
+    )
+    _check_url("issuer", settings.issuer, ("http", "https"), needs_host=True)
+    if settings.redis_url:
+        _check_url("redis_url", settings.redis_url, ("redis", "rediss", "unix"))
     for proxy in settings.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -188,6 +195,22 @@ def _check(settings: Settings) -> None:
             raise ConfigError(
                 f"JOTKIT_TRUSTED_PROXIES: {proxy!r} is not an IP address or CIDR network"
             ) from None
+
+
+def _check_url(name: str, url: str, schemes: tuple[str, ...], *, needs_host: bool = False) -> None:
+    """A URL setting must parse (brackets, port) and be printable, so that a typo is one
+    ERR_CONFIG line at start, not a traceback from the library that first reads it."""
+    try:
+        if not url.isprintable():  # urlsplit would silently drop a newline or a tab
+            raise ValueError("it holds a control character")
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check: ValueError when out of range
+    except ValueError as exc:
+        raise ConfigError(f"JOTKIT_{name.upper()} is not a valid URL: {exc}") from None
+    if parts.scheme not in schemes or (needs_host and not parts.hostname):
+        raise ConfigError(
+            f"JOTKIT_{name.upper()} must be a {' or '.join(s + '://' for s in schemes)} URL"
+        )
 
 
 def _convert(name: str, kind: Any, raw: Any) -> Any:
