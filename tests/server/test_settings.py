@@ -50,6 +50,17 @@ def test_environment_overrides_the_file_and_options_override_both(tmp_path: Path
         ({"JOTKIT_ISSUER": "ftp://auth.example"}, "JOTKIT_ISSUER must be a http://"),
         ({"JOTKIT_ISSUER": "https://auth.example\nX: y"}, "JOTKIT_ISSUER is not a valid URL"),
         ({"JOTKIT_ISSUER": "auth.example"}, "JOTKIT_ISSUER must be a http://"),
+        # Numbers out of any sense: each reached the server, argon2 or the OS as a traceback.
+        ({"JOTKIT_PORT": "-1"}, "JOTKIT_PORT must be between 0 and"),
+        ({"JOTKIT_PORT": "70000"}, "JOTKIT_PORT must be between 0 and 65535"),
+        ({"JOTKIT_ARGON2_PARALLELISM": "0"}, "JOTKIT_ARGON2_PARALLELISM"),
+        ({"JOTKIT_ARGON2_TIME_COST": "0"}, "JOTKIT_ARGON2_PARALLELISM must be 1-64, JOTKIT_ARGON2"),
+        ({"JOTKIT_ARGON2_MEMORY_KIB": "1"}, "JOTKIT_ARGON2_MEMORY_KIB"),
+        ({"JOTKIT_ARGON2_MEMORY_KIB": "99999999999"}, "JOTKIT_ARGON2_MEMORY_KIB"),
+        ({"JOTKIT_HEARTBEAT_SECONDS": "nan"}, "JOTKIT_HEARTBEAT_SECONDS"),
+        ({"JOTKIT_REUSE_GRACE_SECONDS": "inf"}, "JOTKIT_REUSE_GRACE_SECONDS"),
+        ({"JOTKIT_KEY_ROTATION_DAYS": "-1"}, "JOTKIT_KEY_ROTATION_DAYS"),
+        ({"JOTKIT_ACCESS_TTL_SECONDS": "99999999999999999999999"}, "JOTKIT_ACCESS_TTL_SECONDS"),
     ],
 )
 def test_unsafe_or_malformed_settings_are_refused(environ: dict[str, str], message: str) -> None:
@@ -66,6 +77,24 @@ def test_url_settings_that_parse_are_accepted() -> None:
         }
     )
     assert settings.issuer == "https://auth.example.com/tenant-1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"port = inf\n",
+        b"port = 20001.9\n",
+        b'host = "\xff\xfe"\n',
+        b"x = " + b"[" * 3000 + b"]" * 3000,
+    ],
+)
+def test_a_toml_file_that_breaks_the_parser_or_the_types_is_refused(
+    tmp_path: Path, text: bytes
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_bytes(text)
+    with pytest.raises(ConfigError):
+        load_settings(config_file=config, environ={})
 
 
 def test_unknown_or_invalid_toml_is_refused(tmp_path: Path) -> None:

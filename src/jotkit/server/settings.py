@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -153,7 +154,24 @@ class Settings:
         return self.algorithm == "HS256"
 
 
+_MAX_NUMBER = 10 * 365 * 86400  # ten years in seconds: the bound of every numeric setting
+
+
 def _check(settings: Settings) -> None:
+    for setting in fields(settings):
+        value = getattr(settings, setting.name)
+        if type(value) in (int, float) and not 0 <= value <= _MAX_NUMBER:
+            # Negative times and counts mean nothing; past ten years a time is a typo, and
+            # some (exp = now + ttl) would no longer fit the integers JSON carries.
+            raise ConfigError(f"JOTKIT_{setting.name.upper()} must be between 0 and {_MAX_NUMBER}")
+    if settings.port > 65535:
+        raise ConfigError("JOTKIT_PORT must be between 0 and 65535")
+    if not (1 <= settings.argon2_parallelism <= 64 and settings.argon2_time_cost >= 1):
+        raise ConfigError("JOTKIT_ARGON2_PARALLELISM must be 1-64, JOTKIT_ARGON2_TIME_COST >= 1")
+    if not 8 * settings.argon2_parallelism <= settings.argon2_memory_kib <= 4 * 1024 * 1024:
+        raise ConfigError(
+            "JOTKIT_ARGON2_MEMORY_KIB must be between 8 x JOTKIT_ARGON2_PARALLELISM and 4 GiB"
+        )
     if settings.algorithm != "HS256" and settings.algorithm not in _ASYMMETRIC_ALGORITHMS:
         raise ConfigError(
             f"JOTKIT_ALGORITHM={settings.algorithm!r} is not supported; "
@@ -176,6 +194,9 @@ def _check(settings: Settings) -> None:
         "refresh_idle_ttl_seconds",
         "refresh_absolute_ttl_seconds",
         "max_body_bytes",
+        "key_rotation_days",
+        "heartbeat_seconds",
+        "login_window_seconds",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -223,18 +244,18 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
                 raise ValueError(raw)
             return text in ("1", "true", "yes", "on")
         if kind in (int, "int"):
-            if isinstance(raw, bool):
-                raise ValueError(raw)
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)  # TOML's 20001.9 or inf is no port
             return int(raw)
         if kind in (float, "float"):
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not math.isfinite(value := float(raw)):
                 raise ValueError(raw)
-            return float(raw)
+            return value
         if kind in (tuple[str, ...], "tuple[str, ...]"):
             items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
             return tuple(str(item).strip() for item in items if str(item).strip())
         return str(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"setting {name} (JOTKIT_{name.upper()}): bad value {raw!r}") from None
 
 
@@ -255,7 +276,8 @@ def load_settings(
                 document = tomllib.load(handle)
         except OSError as exc:
             raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # tomllib lets bad UTF-8 and deep nesting out as their own errors.
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
         for name, raw in document.items():
             if name not in known:
