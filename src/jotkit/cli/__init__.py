@@ -6,18 +6,39 @@ Exit codes: 0 success, 1 the operation failed (a token did not verify, a user ex
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import Any
 
 import click
 import orjson
 
 from jotkit.cli import keys, serve, token, users
+from jotkit.cli.sources import EXIT_FAILED, CliError
 from jotkit.jose import ALGORITHMS, JoseError, Key, jwt
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, with the last line of defence of the one-line-error rule: what no
+    command turned into its own code (stdout on a full disk, stdin closed, bytes that are not
+    text) still ends as one ``error: CODE: message`` line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BrokenPipeError:  # the reader went away (`| head`): nothing left to tell it
+            sys.stderr.close()
+            raise SystemExit(EXIT_FAILED) from None
+        except Exception as exc:
+            code = "ERR_OUTPUT" if isinstance(exc, OSError) else "ERR_UNEXPECTED"
+            raise CliError(code, f"{type(exc).__name__}: {exc}") from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="jotkit")
 def main() -> None:
     """jotkit: stateless token authentication with JSON Web Tokens."""

@@ -8,8 +8,10 @@ unreadable file, a file that holds no key, an output file that already exists).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from typing import Any
 
 import click
@@ -39,10 +41,19 @@ def _key_summary(key: Key, path: str) -> dict[str, Any]:
 
 
 def _write_private(path: str, data: bytes, *, force: bool) -> None:
-    """Write key material readable by its owner only (0600), never through a looser mode."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    """Write key material readable by its owner only (0600), never through a looser mode.
+
+    A failed write leaves no partial file, and with ``force`` an existing key is replaced
+    whole (a new file renamed over it), so a full disk cannot destroy the old key."""
+    if force and os.path.lexists(path) and not os.path.isfile(path):
+        raise CliInputError("ERR_FILE_UNWRITABLE", f"cannot write {path}: not a regular file")
     try:
-        descriptor = os.open(path, flags, 0o600)
+        if force:
+            folder, name = os.path.split(path)
+            descriptor, target = tempfile.mkstemp(prefix=f".{name}.", dir=folder or ".")
+        else:
+            target = path
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise CliInputError(
             "ERR_FILE_EXISTS",
@@ -52,10 +63,17 @@ def _write_private(path: str, data: bytes, *, force: bool) -> None:
         raise CliInputError(
             "ERR_FILE_UNWRITABLE", f"cannot write {path}: {exc.strerror or type(exc).__name__}"
         ) from None
-    with os.fdopen(descriptor, "wb") as stream:
-        # An existing file keeps its old mode through O_TRUNC; tighten it before writing.
-        os.fchmod(descriptor, 0o600)
-        stream.write(data)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+        if force:
+            os.replace(target, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise CliInputError(
+            "ERR_FILE_UNWRITABLE", f"cannot write {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
 
 
 @click.group()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -107,6 +108,17 @@ def _operator_errors() -> Iterator[None]:
         raise CliError(exc.code, str(exc)) from None
 
 
+# A key published longer than a year before it signs is a typo, and time.gmtime needs a
+# finite time: an infinite --publish-ahead was stored, then broke `keys list` for good.
+_MAX_PUBLISH_AHEAD_SECONDS = 366 * 86400
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):  # FloatRange lets NaN through
+        raise click.BadParameter("must be a finite number of seconds")
+    return value
+
+
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -118,8 +130,9 @@ def _redacted(url: str) -> str:
 @database_option
 @click.option(
     "--publish-ahead",
-    type=float,
+    type=click.FloatRange(0, _MAX_PUBLISH_AHEAD_SECONDS),
     default=None,
+    callback=lambda _ctx, _param, value: _finite(value),
     help="Seconds the new key is published before it signs [key_publish_ahead_seconds].",
 )
 def rotate(config: str | None, database_url: str | None, publish_ahead: float | None) -> None:
@@ -128,19 +141,20 @@ def rotate(config: str | None, database_url: str | None, publish_ahead: float | 
     from jotkit.store import Store
 
     settings = server_settings(config, database_url=database_url)
-    store = Store(settings.database_url)
-    try:
-        with _operator_errors():
+    with _operator_errors():
+        store = Store(settings.database_url)
+        try:
             store.migrate()
             keyring = Keyring(settings, store)
             keyring.load(now=time.time())
             record = keyring.rotate(now=time.time(), publish_ahead=publish_ahead)
-    finally:
-        store.close()
+        finally:
+            store.close()
     if record is None:
-        raise click.ClickException(
+        raise CliError(
+            "ERR_CONFLICT",
             "another process stored a new key at the same moment; nothing was added "
-            "(see `jotkit keys list`, and run this again if you still want one more)"
+            "(see `jotkit keys list`, and run this again if you still want one more)",
         )
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.activates_at))
     click.echo(f"new key {record.kid} ({record.alg}) published; signs from {when}")
@@ -154,12 +168,13 @@ def list_keys(config: str | None, database_url: str | None) -> None:
     from jotkit.store import Store
 
     settings = server_settings(config, database_url=database_url)
-    store = Store(settings.database_url)
-    try:
-        store.migrate()
-        records = store.signing_keys()
-    finally:
-        store.close()
+    with _operator_errors():
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+            records = store.signing_keys()
+        finally:
+            store.close()
 
     def iso(moment: float | None) -> str:
         return "-" if moment is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

@@ -63,7 +63,9 @@ class CliError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         """Print ``error: CODE: message`` to stderr (click calls this before exiting)."""
-        click.echo(f"error: {self.code}: {self.format_message()}", err=True)
+        # A file name or URL given with a newline must not split the one line.
+        message = self.format_message().replace("\r", "\\r").replace("\n", "\\n")
+        click.echo(f"error: {self.code}: {message}", err=True)
 
     def to_json(self) -> dict[str, Any]:
         """The error as the ``error`` member of a ``--json`` document."""

@@ -49,7 +49,8 @@ NOT_VERIFIED = (
 )
 UNSIGNED = "unsigned (alg: none): anyone can forge it and read it; this decode verified nothing"
 READABLE = "signed, not encrypted: anyone holding this token can read it"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)?")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(s|m|h|d)?")  # ASCII digits: \d takes any script's
+_MAX_DURATION = 10 * 365 * 86400  # past ten years, an --exp or --leeway is a typo (or infinite)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
@@ -60,7 +61,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     match = _DURATION.fullmatch(value.strip())
     if match is None:
         raise click.BadParameter(f"{value!r} is not a duration like 30s, 15m, 2h or 1d", ctx, param)
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > _MAX_DURATION:
+        raise click.BadParameter(f"{value[:20]!r} is over ten years", ctx, param)
+    return seconds
 
 
 def _one_or_many(values: tuple[str, ...]) -> str | list[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from jotkit.cli.serve import config_option, database_option, server_settings
+from jotkit.cli.sources import CliError
 
 __all__ = ["users"]
 
@@ -26,12 +28,15 @@ def _opened(config: str | None, database_url: str | None) -> Iterator[tuple[Any,
     from jotkit.store import Store, StoreError
 
     settings = server_settings(config, database_url=database_url)
-    store = Store(settings.database_url)
+    try:
+        store = Store(settings.database_url)
+    except StoreError as exc:
+        raise CliError(exc.code, str(exc)) from None
     try:
         store.migrate()
         yield store, Passwords(settings)
     except StoreError as exc:
-        raise click.ClickException(f"{exc.code}: {exc}") from None
+        raise CliError(exc.code, str(exc)) from None
     finally:
         store.close()
 
@@ -42,9 +47,9 @@ def _read_password(from_stdin: bool) -> str:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
-        raise click.ClickException("ERR_PASSWORD_TOO_SHORT: password must be at least 8 characters")
+        raise CliError("ERR_PASSWORD_TOO_SHORT", "password must be at least 8 characters")
     if len(password.encode()) > 1024:
-        raise click.ClickException("ERR_PASSWORD_TOO_LONG: password must be at most 1024 bytes")
+        raise CliError("ERR_PASSWORD_TOO_LONG", "password must be at most 1024 bytes")
     return password
 
 
@@ -63,18 +68,17 @@ def add(
     email: str, password_stdin: bool, scope: str, config: str | None, database_url: str | None
 ) -> None:
     """Create a user; exit 1 if the email is taken."""
+    from jotkit.server.routes import EMAIL_PATTERN
     from jotkit.store import Conflict
 
-    if "@" not in email or len(email) > 320:
+    if len(email) > 320 or not email.isprintable() or not re.fullmatch(EMAIL_PATTERN, email):
         raise click.BadParameter("not an email address", param_hint="EMAIL")
     password = _read_password(password_stdin)
     with _opened(config, database_url) as (store, passwords):
         try:
             user = store.add_user(email, passwords.hash(password), now=time.time(), scope=scope)
         except Conflict:
-            raise click.ClickException(
-                f"ERR_CONFLICT: a user {email.lower()} already exists"
-            ) from None
+            raise CliError("ERR_CONFLICT", f"a user {email.lower()} already exists") from None
     click.echo(f"created {user.email} (id {user.id})")
 
 
@@ -112,7 +116,7 @@ def list_users(as_json: bool, config: str | None, database_url: str | None) -> N
 def _change(email: str, config: str | None, database_url: str | None, **changes: Any) -> None:
     with _opened(config, database_url) as (store, _):
         if not store.update_user(email, **changes):
-            raise click.ClickException(f"ERR_NOT_FOUND: no user {email.lower()}")
+            raise CliError("ERR_NOT_FOUND", f"no user {email.lower()}")
 
 
 @users.command("disable")
@@ -125,7 +129,7 @@ def disable(email: str, config: str | None, database_url: str | None) -> None:
     with _opened(config, database_url) as (store, _):
         user = store.user_by_email(email)
         if user is None or not store.update_user(email, disabled=True):
-            raise click.ClickException(f"ERR_NOT_FOUND: no user {email.lower()}")
+            raise CliError("ERR_NOT_FOUND", f"no user {email.lower()}")
         now = time.time()
         # Durable revocation entries: running servers pick them up from the store.
         store.revoke_user(
@@ -159,5 +163,5 @@ def set_password(
     password = _read_password(password_stdin)
     with _opened(config, database_url) as (store, passwords):
         if not store.update_user(email, password_hash=passwords.hash(password)):
-            raise click.ClickException(f"ERR_NOT_FOUND: no user {email.lower()}")
+            raise CliError("ERR_NOT_FOUND", f"no user {email.lower()}")
     click.echo(f"password changed for {email.lower()}")

@@ -42,11 +42,14 @@ _MAX_REFRESH_TOKEN = 512  # ours are 43 characters; the cap only bounds what get
 
 router = APIRouter()
 
+# One "@", no whitespace: the same rule for the HTTP API and `jotkit users add`.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
 
 class LoginRequest(BaseModel):
     """Credentials for POST /login."""
 
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str = Field(min_length=3, max_length=320, pattern=EMAIL_PATTERN)
     password: str = Field(min_length=1, max_length=4096)
 
 
@@ -61,7 +64,7 @@ class RefreshRequest(BaseModel):
 class NewUser(BaseModel):
     """POST /users."""
 
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str = Field(min_length=3, max_length=320, pattern=EMAIL_PATTERN)
     password: str = Field(min_length=8, max_length=1024)
     scope: str = Field(default="", max_length=1024, pattern=r"^[\x21\x23-\x5B\x5D-\x7E ]*$")
 

@@ -155,9 +155,12 @@ def as_values(record: Any) -> dict[str, Any]:
 def _create_private_file(path: Path) -> None:
     # The embedded store holds password hashes and (maybe unencrypted) private keys:
     # owner-only from the first byte, not chmod-ed after the fact.
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as exc:  # a parent that is a file, a dangling link, no permission...
+        raise StoreError(f"cannot create the database file {path}: {exc.strerror or exc}") from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
