@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
 import subprocess
 from pathlib import Path
 
@@ -171,3 +172,20 @@ def test_users_errors_are_one_line_with_their_code(tmp_path: Path) -> None:
     missing = run("users", "disable", "nobody@b.c", env=env)
     assert missing.returncode == 1
     one_line(missing, "ERR_NOT_FOUND")
+
+
+def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port), "--database", f"sqlite:///{tmp_path / 'j.db'}")
+    assert result.returncode == 1
+    one_line(result, "ERR_LISTEN")
+
+
+def test_serve_on_an_unknown_host_is_one_line(tmp_path: Path) -> None:
+    env = {"JOTKIT_HOST": "no-such-host.invalid"}
+    result = run("serve", "--database", f"sqlite:///{tmp_path / 'j.db'}", env=env)
+    assert result.returncode == 1
+    one_line(result, "ERR_LISTEN")

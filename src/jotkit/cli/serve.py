@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -76,6 +77,7 @@ def serve(
         config, host=host, port=port, database_url=database_url, issuer=issuer
     )
     configure_logging(settings.log_level)
+    _check_listen(settings.host, settings.port)
     with _operator_errors():
         service = build_service(settings)
     click.echo(
@@ -94,6 +96,20 @@ def serve(
         forwarded_allow_ips=list(settings.trusted_proxies),
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
     )
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Bind the address once before anything starts: uvicorn reports a port in use or an
+    unknown host as a log line and exit 3; this is one ERR_LISTEN line and exit 1 instead."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind((host, port))
+    except OSError as exc:  # gaierror included
+        raise CliError(
+            "ERR_LISTEN", f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
 
 
 @contextlib.contextmanager
