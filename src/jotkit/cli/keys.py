@@ -47,30 +47,27 @@ def _write_private(path: str, data: bytes, *, force: bool) -> None:
     whole (a new file renamed over it), so a full disk cannot destroy the old key."""
     if force and os.path.lexists(path) and not os.path.isfile(path):
         raise CliInputError("ERR_FILE_UNWRITABLE", f"cannot write {path}: not a regular file")
+    target = None
     try:
         if force:
             folder, name = os.path.split(path)
             descriptor, target = tempfile.mkstemp(prefix=f".{name}.", dir=folder or ".")
         else:
-            target = path
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            target = path
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+        if force:
+            os.replace(target, path)
     except FileExistsError:
         raise CliInputError(
             "ERR_FILE_EXISTS",
             f"{path} exists; refusing to overwrite a key (pass --force to replace it)",
         ) from None
     except OSError as exc:
-        raise CliInputError(
-            "ERR_FILE_UNWRITABLE", f"cannot write {path}: {exc.strerror or type(exc).__name__}"
-        ) from None
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-        if force:
-            os.replace(target, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(target)
+        if target is not None:  # what this call created, never what was there before
+            with contextlib.suppress(OSError):
+                os.unlink(target)
         raise CliInputError(
             "ERR_FILE_UNWRITABLE", f"cannot write {path}: {exc.strerror or type(exc).__name__}"
         ) from None

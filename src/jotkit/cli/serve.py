@@ -78,7 +78,7 @@ def serve(
     )
     configure_logging(settings.log_level)
     _check_listen(settings.host, settings.port)
-    with _operator_errors():
+    with operator_errors():
         service = build_service(settings)
     click.echo(
         f"jotkit serving {settings.issuer} (store: {_redacted(settings.database_url)})", err=True
@@ -113,7 +113,7 @@ def _check_listen(host: str, port: int) -> None:
 
 
 @contextlib.contextmanager
-def _operator_errors() -> Iterator[None]:
+def operator_errors() -> Iterator[None]:
     """Configuration and store failures end the command with one line and exit 1."""
     from jotkit.server.settings import ConfigError
     from jotkit.store import StoreError
@@ -157,7 +157,7 @@ def rotate(config: str | None, database_url: str | None, publish_ahead: float | 
     from jotkit.store import Store
 
     settings = server_settings(config, database_url=database_url)
-    with _operator_errors():
+    with operator_errors():
         store = Store(settings.database_url)
         try:
             store.migrate()
@@ -184,7 +184,7 @@ def list_keys(config: str | None, database_url: str | None) -> None:
     from jotkit.store import Store
 
     settings = server_settings(config, database_url=database_url)
-    with _operator_errors():
+    with operator_errors():
         store = Store(settings.database_url)
         try:
             store.migrate()

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from jotkit.cli.serve import config_option, database_option, server_settings
+from jotkit.cli.serve import config_option, database_option, operator_errors, server_settings
 from jotkit.cli.sources import CliError
 
 __all__ = ["users"]
@@ -25,20 +25,16 @@ def users() -> None:
 @contextmanager
 def _opened(config: str | None, database_url: str | None) -> Iterator[tuple[Any, Any]]:
     from jotkit.server.passwords import Passwords
-    from jotkit.store import Store, StoreError
+    from jotkit.store import Store
 
     settings = server_settings(config, database_url=database_url)
-    try:
+    with operator_errors():
         store = Store(settings.database_url)
-    except StoreError as exc:
-        raise CliError(exc.code, str(exc)) from None
-    try:
-        store.migrate()
-        yield store, Passwords(settings)
-    except StoreError as exc:
-        raise CliError(exc.code, str(exc)) from None
-    finally:
-        store.close()
+        try:
+            store.migrate()
+            yield store, Passwords(settings)
+        finally:
+            store.close()
 
 
 def _read_password(from_stdin: bool) -> str:
