@@ -11,7 +11,7 @@ import binascii
 
 from jotkit.jose.errors import MalformedToken
 
-__all__ = ["b64decode", "b64encode", "b64encode_bytes"]
+__all__ = ["PADDING", "URL_TO_STD", "b64decode", "b64encode", "b64encode_bytes"]
 
 # One translate maps the url alphabet onto the standard one *and* poisons every byte that must
 # not appear ("+", "/", "=" -> "!"), so binascii's strict mode rejects them in C. A regex check
@@ -21,9 +21,9 @@ _TO_STD[ord("-")] = ord("+")
 _TO_STD[ord("_")] = ord("/")
 for _poisoned in b"+/=":
     _TO_STD[_poisoned] = ord("!")
-_URL_TO_STD = bytes(_TO_STD)
+URL_TO_STD = bytes(_TO_STD)
 _STD_TO_URL = bytes.maketrans(b"+/", b"-_")
-_PADDING = (b"", b"===", b"==", b"=")
+PADDING = (b"", b"===", b"==", b"=")
 
 
 def b64decode(segment: str | bytes) -> bytes:
@@ -31,7 +31,7 @@ def b64decode(segment: str | bytes) -> bytes:
     try:
         raw = segment.encode("ascii") if isinstance(segment, str) else segment
         return binascii.a2b_base64(
-            raw.translate(_URL_TO_STD) + _PADDING[len(raw) & 3], strict_mode=True
+            raw.translate(URL_TO_STD) + PADDING[len(raw) & 3], strict_mode=True
         )
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise MalformedToken("segment is not strict unpadded base64url") from None
