@@ -113,6 +113,45 @@ def bench_pair(
     return best[0] * 1e6, best[1] * 1e6
 
 
+def per_call_quantile(
+    fn: Callable[[], Any], floor: Callable[[], Any], calls: int, quantile: float = 0.05
+) -> tuple[float, float]:
+    """µs of ``fn`` and of ``floor`` at ``quantile`` of their per-call times, the two timed one
+    call each in turn (which goes first swaps every pair).
+
+    For the overhead beside a 20-500 µs primitive. A round's mean (bench_pair) drifts with the
+    host: on a shared AMD EPYC VM one P-384 verify read 460 to 750 µs within a second, and the
+    floor timed against itself by bench_pair read -5.5 µs, as wide as the whole budget. Per-call
+    times keep the undisturbed calls apart from the slowed ones, and each call of ``fn`` runs
+    right after one of ``floor``, as after any other request's work. The 5th percentile of the
+    floor against itself reads within ±0.2 µs there.
+    """
+    clock = time.perf_counter_ns
+    mine: list[int] = []
+    theirs: list[int] = []
+    for index in range(calls):
+        if index & 1:
+            t0 = clock()
+            floor()
+            t1 = clock()
+            fn()
+            t2 = clock()
+            theirs.append(t1 - t0)
+            mine.append(t2 - t1)
+        else:
+            t0 = clock()
+            fn()
+            t1 = clock()
+            floor()
+            t2 = clock()
+            mine.append(t1 - t0)
+            theirs.append(t2 - t1)
+    mine.sort()
+    theirs.sort()
+    at = int(calls * quantile)
+    return mine[at] / 1e3, theirs[at] / 1e3
+
+
 # -- keys ------------------------------------------------------------------------------
 
 
@@ -336,6 +375,7 @@ def main() -> None:
     algs = [alg for alg in ALGS if alg == "HS256" or alg in args.algs]
     repeats, min_time = (3, 0.05) if args.quick else (5, 0.2)
     rounds = 6 if args.quick else 20  # alternating jotkit/floor rounds of min_time / 4 each
+    calls = 500 if args.quick else 3000  # per-call pairs for an asymmetric verify's overhead
 
     pinned = "no"
     if hasattr(os, "sched_setaffinity"):
@@ -357,6 +397,7 @@ def main() -> None:
     print(
         f"mode:    {'quick' if args.quick else 'full'}: peers best of {repeats} repeats >= "
         f"{min_time} s; jotkit and floor alternated, best of {rounds} rounds >= {min_time / 4} s"
+        f"; asymmetric verify: 5th percentile of {calls} calls each, interleaved call by call"
     )
     print()
 
@@ -408,20 +449,26 @@ def main() -> None:
             ("sign", jk_sign, sign_floor, 0),
             ("verify", jk_verify, verify_floor, 1),
         ):
-            mine, floor = bench_pair(jk_fn, floor_fn, rounds, min_time / 4)
-            row = {"alg": alg, "op": op, "jotkit": mine, "floor": floor}
             if op == "verify" and ALGORITHMS[alg].kty != "oct":
+                mine, floor = per_call_quantile(jk_fn, floor_fn, calls)
+                row = {"alg": alg, "op": op, "jotkit": mine, "floor": floor}
+                # BENCHMARKING.md's best-of reading, printed beside it for comparison.
+                best_mine, best_floor = bench_pair(jk_fn, floor_fn, rounds, min_time / 4)
+                row["best_of"] = best_mine - best_floor
 
                 def bare_fn(floor_fn: Callable[[], Any] = floor_fn, token: str = token) -> Any:
                     floor_fn()
                     return bare_pipeline(token)
 
-                bare, bare_floor = bench_pair(bare_fn, floor_fn, rounds, min_time / 4)
+                bare, bare_floor = per_call_quantile(bare_fn, floor_fn, calls)
                 row["bare"] = bare - bare_floor
                 # The floor timed against itself: what this run reads for zero overhead, the
                 # resolution against which an overhead (and its budget) can be judged.
-                same, same_floor = bench_pair(floor_fn, floor_fn, rounds, min_time / 4)
+                same, same_floor = per_call_quantile(floor_fn, floor_fn, calls)
                 row["noise"] = same - same_floor
+            else:
+                mine, floor = bench_pair(jk_fn, floor_fn, rounds, min_time / 4)
+                row = {"alg": alg, "op": op, "jotkit": mine, "floor": floor}
             for name in PEERS:
                 row[name] = bench(peers[name][idx], repeats, min_time) if name in peers else None
             rows.append(row)
@@ -475,7 +522,8 @@ def main() -> None:
         results.append(
             (r["jotkit"] <= budget, f"{alg} verify {r['jotkit']:.2f} µs <= raw {r['floor']:.2f}"
              f" + 1.3x HS256 floor = {budget:.2f} (overhead {r['jotkit'] - r['floor']:.2f};"
-             f" bare pipeline's {r['bare']:.2f}; floor vs itself {r['noise']:+.2f})")
+             f" bare pipeline's {r['bare']:.2f}; floor vs itself {r['noise']:+.2f};"
+             f" best of rounds {r['best_of']:+.2f})")
         )  # fmt: skip
     for alg, us in cache_hits.items():
         results.append((us <= 1.0, f"Verifier cache hit {alg} {us:.3f} µs <= 1 µs"))
