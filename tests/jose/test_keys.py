@@ -240,3 +240,12 @@ def test_a_public_only_key_set_skips_secrets_and_drops_private_members(
     published = KeySet.from_jwks(jwks, public_only=True)
     assert "s" not in published and len(published) == 2
     assert not any(key.is_private for key in published)
+
+
+@pytest.mark.parametrize("kty", ["EC", "OKP"])
+@pytest.mark.parametrize("crv", [["P-256"], {"name": "Ed25519"}, 256, None, "P-999"])
+def test_curve_that_is_not_a_known_name_is_a_clear_jwk_error(kty: str, crv: object) -> None:
+    jwk = {"kty": kty, "crv": crv, "x": "AAAA", "y": "AAAA"}
+    with pytest.raises(InvalidKey, match=f"unsupported {kty} curve") as caught:
+        Key.from_jwk(jwk)
+    assert caught.value.code == "ERR_JWK_INVALID"

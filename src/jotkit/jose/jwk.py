@@ -108,8 +108,8 @@ def material_from_jwk(kty: Any, jwk: Mapping[str, Any]) -> tuple[Any, str | None
         return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, public).private_key(), None
     if kty == "EC":
         crv = jwk.get("crv")
-        if crv not in EC_CURVES:
-            raise InvalidKey(f"unsupported EC curve {crv!r}")
+        if type(crv) is not str or crv not in EC_CURVES:  # a list or dict is not hashable
+            raise InvalidKey(f"unsupported EC curve {crv!r:.40}")
         curve_type, size = EC_CURVES[crv]
         x, y = _member(jwk, "x"), _member(jwk, "y")
         # RFC 7518 §6.2.1.2: coordinates are full-width; a short one is a malformed key.
@@ -128,8 +128,8 @@ def material_from_jwk(kty: Any, jwk: Mapping[str, Any]) -> tuple[Any, str | None
         return private.private_key(), crv
     if kty == "OKP":
         crv = jwk.get("crv")
-        if crv not in OKP_CURVES:
-            raise InvalidKey(f"unsupported OKP curve {crv!r}")
+        if type(crv) is not str or crv not in OKP_CURVES:
+            raise InvalidKey(f"unsupported OKP curve {crv!r:.40}")
         private_type, public_type = OKP_CURVES[crv]
         x = _member(jwk, "x")
         if "d" not in jwk:
