@@ -114,19 +114,28 @@ def bench_pair(
 
 
 def per_call_quantile(
-    fn: Callable[[], Any], floor: Callable[[], Any], calls: int, quantile: float = 0.05
+    fn: Callable[[], Any], floor: Callable[[], Any], seconds: float, quantile: float = 0.05
 ) -> tuple[float, float]:
     """µs of ``fn`` and of ``floor`` at ``quantile`` of their per-call times, the two timed one
-    call each in turn (which goes first swaps every pair).
+    call each in turn (which goes first swaps every pair) for about ``seconds``, and at least
+    1,000 pairs.
 
     For the overhead beside a 20-500 µs primitive. A round's mean (bench_pair) drifts with the
     host: on a shared AMD EPYC VM one P-384 verify read 460 to 750 µs within a second, and the
     floor timed against itself by bench_pair read -5.5 µs, as wide as the whole budget. Per-call
     times keep the undisturbed calls apart from the slowed ones, and each call of ``fn`` runs
     right after one of ``floor``, as after any other request's work. The 5th percentile of the
-    floor against itself reads within ±0.2 µs there.
+    floor against itself reads within ±0.2 µs there. The run lasts seconds, not a fixed count:
+    3,000 pairs of a 25 µs RS512 verify took 0.15 s, which one slow stretch of the host covered
+    whole (RS512 +8.4 µs in that run, +5.1-5.3 in the others).
     """
     clock = time.perf_counter_ns
+    start = clock()
+    for _ in range(20):
+        fn()
+        floor()
+    pair_ns = (clock() - start) / 20
+    calls = max(1000, int(seconds * 1e9 / pair_ns))
     mine: list[int] = []
     theirs: list[int] = []
     for index in range(calls):
@@ -375,7 +384,7 @@ def main() -> None:
     algs = [alg for alg in ALGS if alg == "HS256" or alg in args.algs]
     repeats, min_time = (3, 0.05) if args.quick else (5, 0.2)
     rounds = 6 if args.quick else 20  # alternating jotkit/floor rounds of min_time / 4 each
-    calls = 500 if args.quick else 3000  # per-call pairs for an asymmetric verify's overhead
+    per_call_seconds = 0.3 if args.quick else 2.0  # for an asymmetric verify's overhead
 
     pinned = "no"
     if hasattr(os, "sched_setaffinity"):
@@ -397,7 +406,8 @@ def main() -> None:
     print(
         f"mode:    {'quick' if args.quick else 'full'}: peers best of {repeats} repeats >= "
         f"{min_time} s; jotkit and floor alternated, best of {rounds} rounds >= {min_time / 4} s"
-        f"; asymmetric verify: 5th percentile of {calls} calls each, interleaved call by call"
+        f"; asymmetric verify: 5th percentile of per-call times, interleaved call by call"
+        f" for ~{per_call_seconds} s each"
     )
     print()
 
@@ -450,7 +460,7 @@ def main() -> None:
             ("verify", jk_verify, verify_floor, 1),
         ):
             if op == "verify" and ALGORITHMS[alg].kty != "oct":
-                mine, floor = per_call_quantile(jk_fn, floor_fn, calls)
+                mine, floor = per_call_quantile(jk_fn, floor_fn, per_call_seconds)
                 row = {"alg": alg, "op": op, "jotkit": mine, "floor": floor}
                 # BENCHMARKING.md's best-of reading, printed beside it for comparison.
                 best_mine, best_floor = bench_pair(jk_fn, floor_fn, rounds, min_time / 4)
@@ -460,11 +470,11 @@ def main() -> None:
                     floor_fn()
                     return bare_pipeline(token)
 
-                bare, bare_floor = per_call_quantile(bare_fn, floor_fn, calls)
+                bare, bare_floor = per_call_quantile(bare_fn, floor_fn, per_call_seconds)
                 row["bare"] = bare - bare_floor
                 # The floor timed against itself: what this run reads for zero overhead, the
                 # resolution against which an overhead (and its budget) can be judged.
-                same, same_floor = per_call_quantile(floor_fn, floor_fn, calls)
+                same, same_floor = per_call_quantile(floor_fn, floor_fn, per_call_seconds)
                 row["noise"] = same - same_floor
             else:
                 mine, floor = bench_pair(jk_fn, floor_fn, rounds, min_time / 4)
