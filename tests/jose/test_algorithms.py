@@ -1,12 +1,13 @@
-"""The ECDSA R||S to DER conversion agrees with cryptography's own encoder, on both of the
-verify paths: the precomputed framing of full-width R and S, and the general conversion."""
+"""The ECDSA conversions agree with cryptography's own encoder: R||S to DER on both of the
+verify paths (the precomputed framing of full-width R and S, and the general conversion), and
+DER to R||S when signing."""
 
 from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from jotkit.jose.algorithms import ALGORITHMS, _der_signature
+from jotkit.jose.algorithms import ALGORITHMS, _der_signature, _raw_signature
 from jotkit.jose.keys import Key
 
 
@@ -19,6 +20,19 @@ def test_der_signature_matches_cryptography(size: int, r_first: int, s_first: in
     s = bytes([s_first]) + bytes(reversed(range(1, size)))
     expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
     assert _der_signature(r.lstrip(b"\0"), s.lstrip(b"\0")) == expected
+
+
+@pytest.mark.parametrize("size", [32, 48, 66])
+@pytest.mark.parametrize("r, s", [(1, 1), (0x80, 0x7F), (2**255 + 5, 3), (7, 2**263 - 1)])
+def test_raw_signature_matches_cryptography(size: int, r: int, s: int) -> None:
+    # One-byte values, a high bit that needs DER's zero byte, and (P-521) a SEQUENCE long
+    # enough for the long length form.
+    r, s = r % 2 ** (8 * size - 1) or 1, s % 2 ** (8 * size - 1) or 1
+    der = encode_dss_signature(r, s)
+    assert _raw_signature(der, size) == r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    full = 2 ** (8 * size) - 1 - r  # full width, top bit set
+    der = encode_dss_signature(full, full)
+    assert _raw_signature(der, size) == full.to_bytes(size, "big") * 2
 
 
 @pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512"])
