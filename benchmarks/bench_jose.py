@@ -138,23 +138,17 @@ def per_call_quantile(
     calls = max(1000, int(seconds * 1e9 / pair_ns))
     mine: list[int] = []
     theirs: list[int] = []
+    samples = (mine, theirs)
     for index in range(calls):
-        if index & 1:
-            t0 = clock()
-            floor()
-            t1 = clock()
-            fn()
-            t2 = clock()
-            theirs.append(t1 - t0)
-            mine.append(t2 - t1)
-        else:
-            t0 = clock()
-            fn()
-            t1 = clock()
-            floor()
-            t2 = clock()
-            mine.append(t1 - t0)
-            theirs.append(t2 - t1)
+        order = index & 1
+        first, second = (fn, floor)[order], (floor, fn)[order]
+        t0 = clock()
+        first()
+        t1 = clock()
+        second()
+        t2 = clock()
+        samples[order].append(t1 - t0)
+        samples[1 - order].append(t2 - t1)
     mine.sort()
     theirs.sort()
     at = int(calls * quantile)
