@@ -75,16 +75,8 @@ def claims_now() -> dict[str, Any]:
 
 def bench(fn: Callable[[], Any], repeats: int, min_time: float) -> float:
     """Best of ``repeats`` timeit repeats, each lasting >= ``min_time`` s; µs per call."""
-    timer = timeit.Timer(fn)
-    number = 1
-    while True:
-        elapsed = timer.timeit(number)
-        if elapsed >= min_time:
-            break
-        # aim a little over min_time so that a repeat is not just under it
-        number = max(number * 2, int(number * 1.2 * min_time / max(elapsed, 1e-9)))
-    best = min(timer.repeat(repeats, number))
-    return best / number * 1e6
+    timer, number = _calibrated(fn, min_time)
+    return min(timer.repeat(repeats, number)) / number * 1e6
 
 
 def _calibrated(fn: Callable[[], Any], min_time: float) -> tuple[timeit.Timer, int]:
@@ -94,6 +86,7 @@ def _calibrated(fn: Callable[[], Any], min_time: float) -> tuple[timeit.Timer, i
         elapsed = timer.timeit(number)
         if elapsed >= min_time:
             return timer, number
+        # aim a little over min_time so that a repeat is not just under it
         number = max(number * 2, int(number * 1.2 * min_time / max(elapsed, 1e-9)))
 
 
