@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import orjson
 import pytest
 from _assertions import assert_raises_code as _assert_raises
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from jotkit import ExpiredToken, InvalidClaim, Key, MalformedToken, NotYetValid, jws, jwt
+from jotkit import (
+    ExpiredToken,
+    InvalidClaim,
+    JoseError,
+    Key,
+    MalformedToken,
+    NotYetValid,
+    jws,
+    jwt,
+)
+from jotkit.jose.claims import REQUIRE_EXP, validate
 
 NOW = 1_900_000_000
 
@@ -203,3 +218,104 @@ def test_duplicate_claim_names_use_lexically_last(key: Key) -> None:
     _assert_raises(
         InvalidClaim, "ERR_JWT_INVALID_SUB", jwt.verify, token, key, now=NOW, subject="alice"
     )
+
+
+# -- validate against the rules written out plainly ------------------------------------------
+
+# Offsets around each boundary the policies below can draw (leeway 0, 0.5, 1 and 30; now on a
+# second or half past it), as ints and as floats that binary represents exactly.
+_OFFSETS = st.sampled_from([0, 1, 2, 29, 30, 31, 80]).flatmap(lambda d: st.sampled_from([d, -d]))
+_DATES = st.one_of(
+    _OFFSETS.map(lambda d: NOW + d),
+    _OFFSETS.map(lambda d: NOW + d + 0.5),
+    st.sampled_from([True, None, "1900000000", [NOW], float("inf")]),
+)
+_STRINGS = st.sampled_from(["a", "b", ["a"], ["b", "a"], [], 7, None])
+
+
+def _spelled_out(claims: dict[str, Any], policy: dict[str, Any]) -> str | None:
+    """The error code the claims rules give, or None: one rule after another, in order."""
+    now, leeway = policy["now"], policy["leeway"]
+    require = policy["require"]
+    for name in (require,) if isinstance(require, str) else require:
+        if name not in claims:
+            return f"ERR_JWT_MISSING_{name.upper()}"
+    dates = {}
+    for name in ("exp", "nbf", "iat"):
+        if name in claims:
+            value = claims[name]
+            if type(value) not in (int, float) or not math.isfinite(value):
+                return f"ERR_JWT_INVALID_{name.upper()}"
+            dates[name] = value
+        if name == "exp" and "exp" in dates and now >= dates["exp"] + leeway:
+            return "ERR_JWT_EXPIRED"
+        if name == "nbf" and "nbf" in dates and now + leeway < dates["nbf"]:
+            return "ERR_JWT_NOT_YET_VALID"
+    if "iat" in dates and dates["iat"] > now + leeway:
+        return "ERR_JWT_INVALID_IAT"
+    if policy["max_age"] is not None:
+        if "iat" not in dates:
+            return "ERR_JWT_MISSING_IAT"
+        if now - dates["iat"] > policy["max_age"] + leeway:
+            return "ERR_JWT_MAX_AGE_EXCEEDED"
+
+    def matches(value: Any, expected: Any) -> bool:
+        return value == expected if type(expected) is str else value in expected
+
+    issuer, audience = policy["issuer"], policy["audience"]
+    if issuer is not None and not (
+        type(claims.get("iss")) is str and matches(claims["iss"], issuer)
+    ):
+        return "ERR_JWT_INVALID_ISS"
+    if audience is None:
+        if "aud" in claims:
+            return "ERR_JWT_INVALID_AUD"
+    else:
+        aud = claims.get("aud")
+        found = aud if type(aud) is list else [aud]
+        if not any(type(item) is str and matches(item, audience) for item in found):
+            return "ERR_JWT_INVALID_AUD"
+    if policy["subject"] is not None and claims.get("sub") != policy["subject"]:
+        return "ERR_JWT_INVALID_SUB"
+    return None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    claims=st.fixed_dictionaries(
+        {},
+        optional={
+            "exp": _DATES,
+            "nbf": _DATES,
+            "iat": _DATES,
+            "iss": _STRINGS,
+            "aud": _STRINGS,
+            "sub": _STRINGS,
+        },
+    ),
+    policy=st.fixed_dictionaries(
+        {
+            "now": st.sampled_from([NOW, NOW + 0.5]),
+            "leeway": st.sampled_from([0, 1, 30, 0.5]),
+            "issuer": st.sampled_from([None, "a", ("a", "b")]),
+            "audience": st.sampled_from([None, "a", ["b", "a"], {"b"}]),
+            "subject": st.sampled_from([None, "a"]),
+            "max_age": st.sampled_from([None, 0, 50]),
+            "require": st.sampled_from(
+                [REQUIRE_EXP, ("exp",), ["exp"], "exp", (), ("iat",), ("exp", "sub"), "sub"]
+            ),
+        }
+    ),
+)
+def test_validate_follows_the_rules_in_order(
+    claims: dict[str, Any], policy: dict[str, Any]
+) -> None:
+    # The default ("exp",) takes a shortcut past the loop over required names; ("exp",),
+    # ["exp"] and "exp" take the loop: all must give the same answers.
+    expected = _spelled_out(claims, policy)
+    try:
+        validate(claims, **policy)
+    except JoseError as exc:
+        assert exc.code == expected, (claims, policy, exc)
+    else:
+        assert expected is None, (claims, policy)

@@ -176,10 +176,10 @@ def _verify_compact(
     if len(token) > max_token_bytes:
         raise TokenTooLarge(f"token is {len(token)} bytes, over the {max_token_bytes}-byte cap")
     # Encoded once: the signing input is a slice of it, and each segment decodes from bytes.
-    try:
-        data = token.encode("ascii")
-    except UnicodeEncodeError:
-        raise MalformedToken("a token is ASCII text") from None
+    # isascii() reads a flag; encode() with no codec name skips the name lookup of "ascii".
+    if not token.isascii():
+        raise MalformedToken("a token is ASCII text")
+    data = token.encode()
     try:
         header_segment, payload_segment, signature_segment = data.split(b".")
     except ValueError:

@@ -13,8 +13,14 @@ from typing import Any
 import orjson
 
 from jotkit.jose.b64 import b64decode
-from jotkit.jose.claims import SECRET_CLAIM_NAMES, check_typ, numeric_date, sensitive_claims
-from jotkit.jose.claims import validate as validate_claims
+from jotkit.jose.claims import (
+    REQUIRE_EXP,
+    SECRET_CLAIM_NAMES,
+    _validate,
+    check_typ,
+    numeric_date,
+    sensitive_claims,
+)
 from jotkit.jose.errors import InvalidClaim, JoseError, KeyMismatch, MalformedToken, TokenTooLarge
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES, _sign_compact, _verify_compact, decode_header
 from jotkit.jose.keys import Key
@@ -61,16 +67,7 @@ def _verify_token(
     claims = _parse_claims(payload)
     if typ is not None:
         check_typ(header, typ)
-    validate_claims(
-        claims,
-        now=now,
-        leeway=leeway,
-        issuer=issuer,
-        audience=audience,
-        subject=subject,
-        max_age=max_age,
-        require=require,
-    )
+    _validate(claims, now, leeway, issuer, audience, subject, max_age, require)
     return claims
 
 
@@ -85,7 +82,7 @@ def verify(
     typ: str | None = None,
     leeway: float = 0,
     max_age: float | None = None,
-    require: Collection[str] = ("exp",),
+    require: Collection[str] = REQUIRE_EXP,
     now: float | None = None,
     max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
 ) -> dict[str, Any]:

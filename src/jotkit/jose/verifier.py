@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from jotkit.jose.claims import numeric_date
+from jotkit.jose.claims import REQUIRE_EXP, numeric_date
 from jotkit.jose.errors import JoseError, MalformedToken, RevokedToken
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 from jotkit.jose.jwt import _verify_token
@@ -29,6 +29,13 @@ RevocationCheck = Callable[[Mapping[str, Any]], bool]
 """Called with the claims of every token that passed; True (or raising a JoseError) rejects."""
 
 _INFINITY = float("inf")
+
+
+def _required(require: Collection[str]) -> tuple[str, ...]:
+    """``require`` as a tuple; ("exp",) as the shared REQUIRE_EXP, which validate checks
+    without a loop."""
+    names = (require,) if isinstance(require, str) else tuple(require)
+    return REQUIRE_EXP if names == REQUIRE_EXP else names
 
 
 def _is_nested(claims: dict[str, Any]) -> bool:
@@ -77,7 +84,7 @@ class Verifier:
         typ: str | None = None,
         leeway: float = 0,
         max_age: float | None = None,
-        require: Collection[str] = ("exp",),
+        require: Collection[str] = REQUIRE_EXP,
         cache_size: int = 4096,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         is_revoked: RevocationCheck | None = None,
@@ -101,7 +108,7 @@ class Verifier:
             typ=typ,
             leeway=leeway,
             max_age=max_age,
-            require=(require,) if isinstance(require, str) else tuple(require),
+            require=_required(require),
             max_token_bytes=max_token_bytes,
         )
         self._is_revoked = is_revoked
