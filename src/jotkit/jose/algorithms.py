@@ -139,18 +139,22 @@ def _ecdsa(hash_name: str, curve: str, size: int, name: str) -> Algorithm:
         [_der_framing(size, r_high, s_high) for s_high in (False, True)] for r_high in (False, True)
     ]
 
+    width = 2 * size
+
     def sign(private_key: Any, signing_input: bytes) -> bytes:
         return _raw_signature(private_key.sign(signing_input, scheme), size)
 
     def verify(public_key: Any, signing_input: bytes, signature: bytes) -> bool:
         # RFC 7518 §3.4: the signature is the fixed-width R || S, never DER. Zero R or S is the
         # "psychic signature" (CVE-2022-21449); OpenSSL rejects it, we refuse it before asking.
-        if len(signature) != 2 * size:
+        if len(signature) != width:
             return False
         r = signature[:size]
         s = signature[size:]
-        if r[0] and s[0]:
-            head, middle = framings[r[0] > 0x7F][s[0] > 0x7F]
+        r_top = r[0]
+        s_top = s[0]
+        if r_top and s_top:
+            head, middle = framings[r_top > 0x7F][s_top > 0x7F]
             der = head + r + middle + s
         else:
             r = r.lstrip(b"\0")

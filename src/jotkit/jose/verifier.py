@@ -19,7 +19,7 @@ import orjson
 from jotkit.jose.claims import REQUIRE_EXP, numeric_date
 from jotkit.jose.errors import JoseError, MalformedToken, RevokedToken
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
-from jotkit.jose.jwt import _verify_token
+from jotkit.jose.jwt import verify as _verify_jwt
 from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
 
@@ -169,19 +169,19 @@ class Verifier:
     def _verify_fully(self, token: Any) -> dict[str, Any]:
         policy = self._policy
         try:
-            claims = _verify_token(
+            claims = _verify_jwt(
                 token,
                 self._keys,
-                policy.algorithms,
-                policy.max_token_bytes,
-                policy.typ,
-                self._clock(),
-                policy.leeway,
-                policy.issuer,
-                policy.audience,
-                policy.subject,
-                policy.max_age,
-                policy.require,
+                algorithms=policy.algorithms,
+                issuer=policy.issuer,
+                audience=policy.audience,
+                subject=policy.subject,
+                typ=policy.typ,
+                leeway=policy.leeway,
+                max_age=policy.max_age,
+                require=policy.require,
+                now=self._clock(),
+                max_token_bytes=policy.max_token_bytes,
             )
             if self._is_revoked is not None and self._is_revoked(claims):
                 raise RevokedToken("token has been revoked")
