@@ -148,6 +148,19 @@ def per_call_quantile(
     return mine[at] / 1e3, theirs[at] / 1e3
 
 
+def quieter_window(
+    fn: Callable[[], Any], floor: Callable[[], Any], seconds: float
+) -> tuple[float, float]:
+    """per_call_quantile over two windows, keeping the one with the smaller overhead: a
+    neighbour's burst on this shared host can slow a whole window (ES256's raw verify read
+    71-72 µs instead of 61 in two runs of 2026-11-24, its overhead +10.3-10.5 instead of
+    +4.6-4.9), and noise only adds."""
+    return min(
+        (per_call_quantile(fn, floor, seconds) for _ in range(2)),
+        key=lambda reading: reading[0] - reading[1],
+    )
+
+
 # -- keys ------------------------------------------------------------------------------
 
 
@@ -447,13 +460,7 @@ def main() -> None:
             ("verify", jk_verify, verify_floor, 1),
         ):
             if op == "verify" and ALGORITHMS[alg].kty != "oct":
-                # Two windows, the quieter one kept: a neighbour's burst on this shared host
-                # can slow a whole window (ES256's raw verify read 71-72 µs instead of 61 in
-                # two runs of 2026-11-24, its overhead +10.3-10.5 instead of +4.6-4.9).
-                mine, floor = min(
-                    (per_call_quantile(jk_fn, floor_fn, per_call_seconds) for _ in range(2)),
-                    key=lambda reading: reading[0] - reading[1],
-                )
+                mine, floor = quieter_window(jk_fn, floor_fn, per_call_seconds)
                 row = {"alg": alg, "op": op, "jotkit": mine, "floor": floor}
                 # BENCHMARKING.md's best-of reading, printed beside it for comparison.
                 best_mine, best_floor = bench_pair(jk_fn, floor_fn, rounds, min_time / 4)
@@ -463,10 +470,7 @@ def main() -> None:
                     floor_fn()
                     return bare_pipeline(token)
 
-                bare, bare_floor = min(
-                    (per_call_quantile(bare_fn, floor_fn, per_call_seconds) for _ in range(2)),
-                    key=lambda reading: reading[0] - reading[1],
-                )
+                bare, bare_floor = quieter_window(bare_fn, floor_fn, per_call_seconds)
                 row["bare"] = bare - bare_floor
                 # The floor timed against itself: what this run reads for zero overhead, the
                 # resolution against which an overhead (and its budget) can be judged.

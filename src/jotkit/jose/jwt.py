@@ -67,8 +67,7 @@ def verify(
     Signature first (the payload is not parsed before it is authentic), then the ``typ``
     header, then the claims at ``now`` (default: the system clock) with ``leeway`` seconds.
     """
-    # The whole sequence in this one frame (Verifier calls this function too): a helper taking
-    # the twelve values positionally was one more cold frame after the signature check.
+    # The one place this sequence is written: Verifier calls this function with its policy.
     try:
         header, payload, _ = _verify_compact(token, key_or_keyset, algorithms, max_token_bytes)
         claims = _parse_claims(payload)
