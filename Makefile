@@ -1,18 +1,26 @@
 # Two commands on a fresh machine: `make run` and `make test` (see README.md).
+# Both install from the committed uv.lock (`uv sync --frozen`), never from a fresh resolution;
+# `make upgrade` is the one deliberate way to move the lock to newer releases.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,server,guard,redis,postgres
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+# The other supported Pythons: `make test-pythons` runs the suite on each one found.
+OTHER_PYTHONS ?= 3.12 3.13
+# uv uses this machine's interpreters only; it never downloads one.
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test lint bench clean
+.PHONY: install run lint test test-pythons upgrade bench clean
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+# uv itself, pinned with hashes, in a venv of its own so that syncing .venv never removes it.
+$(UV): tools/uv-requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --require-hashes -r tools/uv-requirements.txt
 	touch $@
 
-install: $(BIN)/.installed
+install: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --all-extras --quiet --python $(PYTHON)
 
 run: install
 	$(BIN)/jotkit serve $(ARGS)
@@ -23,7 +31,27 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	JOTKIT_UV=$(abspath $(UV)) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite on each other supported Python, each in its own venv from the same lock. A Python
+# this machine lacks is skipped with the reason; PYTEST_ARGS narrows the run (CI: the JOSE core
+# and the guard).
+test-pythons: $(UV)
+	@for version in $(OTHER_PYTHONS); do \
+	  interpreter=$$(tools/find-python $$version) || { \
+	    if [ "$$CI" = true ]; then echo "CI=true: Python $$version is required"; exit 1; fi; \
+	    echo "skipped Python $$version"; continue; }; \
+	  echo "== Python $$version ($$interpreter)"; \
+	  UV_PROJECT_ENVIRONMENT=$(VENV)-$$version $(UV) sync --frozen --all-extras --quiet \
+	    --python $$interpreter || exit 1; \
+	  JOTKIT_UV=$(abspath $(UV)) $(VENV)-$$version/bin/pytest $(PYTEST_ARGS) || exit 1; \
+	done
+
+# Move the lock to the newest releases the ranges in pyproject.toml allow, then run everything
+# against them. Commit uv.lock with whatever the new releases needed fixed.
+upgrade: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+	$(MAKE) test test-pythons
 
 bench: install
 	$(BIN)/python benchmarks/bench_jose.py
@@ -33,4 +61,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_propagation.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-3.* $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

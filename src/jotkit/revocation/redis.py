@@ -293,7 +293,7 @@ class RedisSubscriber(FeedFollower):
                 # here so the log is read again, or what was published meanwhile is missed.
                 retry=Retry(NoBackoff(), 0),
             )
-            pubsub = client.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            pubsub = client.pubsub()
             connections = self.connections
             try:
                 self._follow(client, pubsub)
