@@ -14,7 +14,8 @@ import click
 import orjson
 
 from jotkit.cli import keys, serve, token, users
-from jotkit.cli.sources import EXIT_FAILED, CliError
+from jotkit.cli.sources import EXIT_FAILED, CliError, CliInputError
+from jotkit.extras import MissingExtra
 from jotkit.jose import ALGORITHMS, JoseError, Key, jwt
 
 __all__ = ["main"]
@@ -30,6 +31,8 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except MissingExtra as exc:  # e.g. `jotkit serve` with only the core installed
+            raise CliInputError("ERR_MISSING_EXTRA", str(exc)) from None
         except BrokenPipeError:  # the reader went away (`| head`): nothing left to tell it
             sys.stderr.close()
             raise SystemExit(EXIT_FAILED) from None

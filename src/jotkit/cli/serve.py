@@ -13,6 +13,7 @@ import click
 
 from jotkit.cli.keys import keys
 from jotkit.cli.sources import CliError, CliInputError
+from jotkit.extras import MissingExtra
 
 __all__ = ["serve", "server_settings"]
 
@@ -34,8 +35,10 @@ def server_settings(config: str | None, **overrides: Any) -> Any:
 
 
 def _epilog() -> str:
-    from jotkit.server.settings import describe
-
+    try:
+        from jotkit.server.settings import describe
+    except MissingExtra as exc:  # `jotkit serve --help` with only the core installed
+        return f"\b\n{exc}"
     lines = describe().splitlines()
     return "\b\n" + _SETTINGS_EPILOG + ":\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -68,14 +71,15 @@ def serve(
     issuer: str | None,
 ) -> None:
     """Run the auth server (SQLite and a generated key by default: nothing else to set up)."""
-    import uvicorn
-
     from jotkit.server import build_service, create_app
     from jotkit.server.logs import configure_logging
 
     settings = server_settings(
         config, host=host, port=port, database_url=database_url, issuer=issuer
     )
+    # After jotkit.server, which names the extra to install when the server's are missing.
+    import uvicorn
+
     configure_logging(settings.log_level)
     _check_listen(settings.host, settings.port)
     with operator_errors():

@@ -13,13 +13,19 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMa
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 
+from jotkit.extras import require_extra
+from jotkit.guard.bearer import parse_cookies
 from jotkit.guard.claims import Claims
 from jotkit.guard.errors import BadAuthorization, Challenge, MissingCredentials
 from jotkit.jose.errors import JoseError
+
+require_extra("jotkit.guard.asgi", "'jotkit[fastapi]' (or starlette)", "starlette")
+
+# These imports need the extra checked above.
+from starlette.exceptions import HTTPException  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
 
 if TYPE_CHECKING:
     from jotkit.guard.guard import Guard
@@ -33,16 +39,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _WS_POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
-
-
-def parse_cookies(header: str) -> dict[str, str]:
-    """A Cookie header's name=value pairs (RFC 6265 §5.4); the first of a repeated name wins."""
-    cookies: dict[str, str] = {}
-    for pair in header.split(";"):
-        name, sep, value = pair.strip().partition("=")
-        if sep and name and name not in cookies:
-            cookies[name] = value.strip().strip('"')
-    return cookies
 
 
 def _credentials(

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from jotkit.guard.errors import BadAuthorization, MissingCredentials
 
-__all__ = ["bearer_token", "request_token"]
+__all__ = ["bearer_token", "parse_cookies", "request_token"]
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token, b64token = 1*(ALPHA / DIGIT / "-" /
 # "." / "_" / "~" / "+" / "/") *"=". One space exactly, nothing before or after.
@@ -51,3 +51,13 @@ def request_token(
     if _BEARER.fullmatch("Bearer " + token) is None:
         raise BadAuthorization(f"cookie {cookie_name!r} does not hold a well-formed token")
     return token
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """A Cookie header's name=value pairs (RFC 6265 §5.4); the first of a repeated name wins."""
+    cookies: dict[str, str] = {}
+    for pair in header.split(";"):
+        name, sep, value = pair.strip().partition("=")
+        if sep and name and name not in cookies:
+            cookies[name] = value.strip().strip('"')
+    return cookies

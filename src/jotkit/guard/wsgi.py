@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 
-from jotkit.guard.asgi import parse_cookies
+from jotkit.extras import require_extra
+from jotkit.guard.bearer import parse_cookies
 from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, MissingCredentials
 from jotkit.jose.errors import JoseError
@@ -97,6 +98,7 @@ def flask_required(guard: Guard, scopes: Collection[str] = ()) -> Callable[[View
 
     Reuses the Claims GuardWSGIMiddleware put in the environ, else authenticates itself.
     """
+    require_extra("flask_required", "'jotkit[flask]'", "flask")
     needed = tuple(scopes)
 
     def decorate(view: View) -> View:

@@ -26,12 +26,17 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 import orjson
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from jotkit.extras import require_extra
 from jotkit.revocation.entries import Revocation, RevocationSet
 from jotkit.revocation.follower import FeedFollower
+
+require_extra("the Redis revocation feed", "'jotkit[redis]'", "redis")
+
+# These imports need the extra checked above.
+import redis  # noqa: E402
+from redis.backoff import NoBackoff  # noqa: E402
+from redis.retry import Retry  # noqa: E402
 
 __all__ = ["RedisPublisher", "RedisSubscriber", "feed_keys"]
 

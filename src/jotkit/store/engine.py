@@ -21,6 +21,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from jotkit.extras import require_extra
+
 __all__ = ["Conflict", "Database", "StoreError"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -56,6 +58,8 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "postgresql" and parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.drivername == "postgresql+psycopg":
+            require_extra("a PostgreSQL database", "'jotkit[postgres]'", "psycopg")
         options: dict[str, Any] = {"future": True}
         if self.dialect == "sqlite":
             path = parsed.database
