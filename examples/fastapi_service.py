@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Response
 
 from jotkit.guard import Claims, Feed, Guard, JWKSUnavailable
 from jotkit.guard.asgi import install_error_handler
@@ -70,6 +70,14 @@ User = Annotated[Claims, Depends(guard.require())]
 async def hello() -> dict[str, str]:
     """Public: no token needed."""
     return {"hello": "world"}
+
+
+@app.get("/readyz")
+async def readyz(response: Response) -> dict[str, bool]:
+    """Ready once the revocation feed has loaded: until then every token is refused (503)."""
+    ready = not revocations.is_stale
+    response.status_code = 200 if ready else 503
+    return {"ready": ready}
 
 
 @app.get("/me")

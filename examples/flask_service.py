@@ -54,6 +54,13 @@ def hello() -> dict[str, str]:
     return {"hello": "world"}
 
 
+@app.get("/readyz")
+def readyz() -> tuple[dict[str, bool], int]:
+    """Ready once the revocation feed has loaded: until then every token is refused (503)."""
+    ready = not revocations.is_stale
+    return {"ready": ready}, 200 if ready else 503
+
+
 @app.get("/me")
 @guard.flask_required()
 def me() -> dict[str, Any]:

@@ -101,12 +101,14 @@ def test_example_service_runs_by_its_documented_command(
         while True:
             assert service.poll() is None, (tmp_path / f"{example}.log").read_text()
             try:
-                if httpx.get(url + "/hello", timeout=1).status_code == 200:
+                # Ready = the revocation feed has loaded; until then tokens are refused.
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "the example service did not start"
             time.sleep(0.1)
+        assert httpx.get(url + "/hello").json() == {"hello": "world"}
         headers = {"Authorization": f"Bearer {auth_server.login()['access_token']}"}
         me = httpx.get(url + "/me", headers=headers)
         assert me.status_code == 200, me.text
