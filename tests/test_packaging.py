@@ -186,6 +186,7 @@ def test_core_alone_signs_verifies_and_names_the_extras_it_lacks(
         ("jotkit.store", "server"),
         ("jotkit.revocation.redis", "redis"),
         ("jotkit.guard.asgi", "fastapi"),
+        ("jotkit.guard.django", "django"),
     ]:
         refused = venv.fails(venv.bin / "python", "-c", f"import {module}", command=False)
         # The one line a user sees last names the fix, not a bare ModuleNotFoundError.
@@ -249,6 +250,53 @@ with TestClient(app) as client:
     ).splitlines()
     assert answers[0] == "200 alice"
     assert answers[1] == "401 ERR_GUARD_NO_CREDENTIALS"
+
+
+def test_django_guard_works_without_starlette(tmp_path: Path, dist: tuple[Path, Path]) -> None:
+    venv = _venv(tmp_path, dist, "drf")  # Django and Django REST framework
+    assert not venv.has("starlette")
+    assert not venv.has("flask")
+    answers = venv.python(
+        _TOKEN
+        + """
+import django
+from django.conf import settings
+from django.http import JsonResponse
+from django.urls import path
+settings.configure(
+    ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__, SECRET_KEY="s" * 50, JOTKIT_GUARD=guard,
+    INSTALLED_APPS=["rest_framework"], MIDDLEWARE=["jotkit.guard.django.GuardMiddleware"],
+    REST_FRAMEWORK={
+        "DEFAULT_AUTHENTICATION_CLASSES": ["jotkit.guard.django.GuardAuthentication"],
+        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+        "EXCEPTION_HANDLER": "jotkit.guard.django.exception_handler",
+        "UNAUTHENTICATED_USER": None,
+    },
+)
+django.setup()
+from django.test import Client
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+from jotkit.guard.django import guard_required
+
+@guard_required(scopes=["read"])
+def me(request):
+    return JsonResponse({"sub": request.claims.sub})
+
+@api_view(["GET"])
+def api_me(request):
+    return Response({"sub": request.auth.sub})
+
+urlpatterns = [path("me", me), path("api/me", api_me)]
+client = Client()
+for url in ("/me", "/api/me"):
+    ok = client.get(url, headers={"Authorization": f"Bearer {token}"})
+    print(ok.status_code, ok.json()["sub"])
+    refused = client.get(url)
+    print(refused.status_code, refused.json()["code"])
+"""
+    ).splitlines()
+    assert answers == ["200 alice", "401 ERR_GUARD_NO_CREDENTIALS"] * 2
 
 
 @pytest.fixture

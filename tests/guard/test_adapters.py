@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from _apps import fastapi_app, flask_app, serve_asgi, serve_wsgi, starlette_app, wsgi_app
+from _django_app import django_app
 from _issuer import make_token
 
 from jotkit import Key
@@ -48,25 +49,32 @@ def guard(key: Key, revocations: RevocationSet) -> Guard:
     return Guard(issuer=ISSUER, audience="jotkit", keys=key.public(), revocation=revocations)
 
 
-@pytest.fixture(scope="module", params=["fastapi", "flask"])
+@pytest.fixture(scope="module", params=["fastapi", "flask", "django", "drf"])
 def protected(request: pytest.FixtureRequest, guard: Guard) -> Iterator[str]:
-    """The base URL of a service whose /me and /admin are protected by a decorator/dependency."""
+    """The base URL of a service whose /me and /admin are protected by a decorator/dependency
+    (Django: guard_required; DRF: GuardAuthentication and scopes_required, under /api)."""
     if request.param == "fastapi":
         with serve_asgi(fastapi_app(guard)) as url:
             yield url
-    else:
+    elif request.param == "flask":
         with serve_wsgi(flask_app(guard)) as url:
             yield url
+    else:
+        with serve_wsgi(django_app(guard)) as url:
+            yield url + ("/api" if request.param == "drf" else "")
 
 
-@pytest.fixture(scope="module", params=["asgi", "wsgi"])
+@pytest.fixture(scope="module", params=["asgi", "wsgi", "django"])
 def wrapped(request: pytest.FixtureRequest, guard: Guard) -> Iterator[str]:
     """The base URL of an app wrapped whole by the middleware (/whoami guarded, /healthz not)."""
     if request.param == "asgi":
         with serve_asgi(starlette_app(guard)) as url:
             yield url
-    else:
+    elif request.param == "wsgi":
         with serve_wsgi(wsgi_app(guard)) as url:
+            yield url
+    else:
+        with serve_wsgi(django_app(guard, middleware=True)) as url:
             yield url
 
 
@@ -186,7 +194,8 @@ def test_fastapi_without_error_handler_keeps_status_and_challenge(guard: Guard) 
     assert "detail" in answer.json()
 
 
-def test_cookie_mode_over_http(key: Key) -> None:
+def test_cookie_mode_over_http(key: Key, guard: Guard) -> None:
+    module_guard = guard
     guard = Guard(issuer=ISSUER, audience="jotkit", keys=key.public(), cookie_name="at")
     token = make_token(key, ISSUER)
     with serve_asgi(fastapi_app(guard)) as url:
@@ -195,3 +204,33 @@ def test_cookie_mode_over_http(key: Key) -> None:
     with serve_wsgi(flask_app(guard)) as url:
         answer = httpx.get(url + "/me", cookies={"at": token})
     assert answer.status_code == 200
+    try:
+        with serve_wsgi(django_app(guard)) as url:
+            answer = httpx.get(url + "/me", cookies={"at": token})
+    finally:
+        django_app(module_guard)  # Django's settings are global: give them back
+    assert answer.status_code == 200
+
+
+def test_django_test_client_cases(guard: Guard, key: Key) -> None:
+    """The same cases through Django's own test client, plain views and DRF views."""
+    from django.test import Client
+
+    django_app(guard)  # points the settings at this module's guard
+    client = Client()
+    token = make_token(key, ISSUER)
+    for prefix in ("", "/api"):
+        ok = client.get(prefix + "/me", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200, ok.content
+        assert ok.json() == {"sub": "user-1", "scope": ["read", "write"]}
+        missing = client.get(prefix + "/me")
+        assert missing.status_code == 401
+        assert missing["WWW-Authenticate"] == f'Bearer realm="{ISSUER}"'
+        bad = client.get(prefix + "/me", headers={"Authorization": "Bearer a.b.c"})
+        assert bad.status_code == 401
+        assert bad.json()["error"] == "invalid_token"
+        assert 'error="invalid_token"' in bad["WWW-Authenticate"]
+        scope = client.get(prefix + "/admin", headers={"Authorization": f"Bearer {token}"})
+        assert scope.status_code == 403
+        assert scope.json()["code"] == "ERR_GUARD_INSUFFICIENT_SCOPE"
+        assert scope["Cache-Control"] == "no-store"

@@ -1,8 +1,9 @@
 """The resource-server side: verify every request's access token, locally.
 
 ``Guard`` holds the policy (issuer, audience, keys or remote JWKS, revocation set) and
-``Claims`` is what a verified request carries. Adapters: ``jotkit.guard.asgi`` (Starlette,
-FastAPI) and ``jotkit.guard.wsgi`` (Flask, any WSGI app).
+``Claims`` is what a verified request carries. Adapters, each imported only
+by its users: ``jotkit.guard.asgi`` (Starlette, FastAPI), ``jotkit.guard.wsgi`` (Flask, any
+WSGI app), ``jotkit.guard.django`` (Django, Django REST framework).
 """
 
 from __future__ import annotations
