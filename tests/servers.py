@@ -6,6 +6,7 @@ subprocess, waits for /readyz and returns a ``ServerProcess``; ``stop()`` ends i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,30 @@ def require_service(name: str, host: str, port: int) -> None:
         socket.create_connection((host, port), timeout=1).close()
     except OSError:
         skip_or_fail(f"{name} is not reachable at {host}:{port}")
+
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL into a fresh schema of the real PostgreSQL ``test`` database, dropped afterwards.
+
+    Skips where PostgreSQL is not reachable (fails under CI=true).
+    """
+    from sqlalchemy import create_engine, text
+
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"jotkit_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def free_port() -> int:
