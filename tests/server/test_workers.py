@@ -1,14 +1,17 @@
 """``jotkit serve --workers 2`` on SQLite and on PostgreSQL: one real deployment per store.
 
 What it shows: requests (refreshes, revocations) land on both workers; a token revoked
-through one worker is refused by every worker (``/me`` and introspection) within a bound;
-concurrent refreshes from both workers never fail with "database is locked" (SQLite) or any
-5xx; ``kill -9`` of a worker mid-load loses nothing acknowledged, and the parent replaces it.
+through one worker is refused by every worker (``/me`` and introspection) within a bound
+(SQLite workers hear each other through the store poll, ``feed_poll_seconds``; PostgreSQL
+ones through Redis, the poll slowed past the bound); concurrent refreshes from both workers
+never fail with "database is locked" (SQLite) or any 5xx; ``kill -9`` of a worker mid-load
+loses nothing acknowledged, and the parent replaces it; SIGTERM stops every worker.
 Which worker answered is read from ``/metrics`` (``jotkit_worker``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -20,7 +23,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import DEADLINE_SECONDS, ServerProcess, postgres_schema, start_server
+from servers import (
+    DEADLINE_SECONDS,
+    PrivateRedis,
+    ServerProcess,
+    postgres_schema,
+    start_server,
+)
 
 INTROSPECTION_SECRET = "workers-introspection-secret-" + "x" * 16
 # How long a revocation may take to reach the other worker: feed_poll_seconds is 20 ms; the
@@ -38,20 +47,19 @@ def deployment(
         "JOTKIT_INTROSPECTION_SECRET": INTROSPECTION_SECRET,
         "JOTKIT_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000",
     }
-    with postgres_schema() if request.param == "postgresql" else _no_url() as url:
+    with contextlib.ExitStack() as stack:
+        url = None
+        if request.param == "postgresql":
+            # Here the workers hear each other over Redis only: the store poll is slowed
+            # past the propagation bound, so the revocation test sees the Redis path.
+            url = stack.enter_context(postgres_schema())
+            redis_server = PrivateRedis(tmp_path)
+            redis_server.start()
+            stack.callback(redis_server.kill)
+            env |= {"JOTKIT_REDIS_URL": redis_server.url, "JOTKIT_FEED_POLL_SECONDS": "600"}
         server = start_server(tmp_path, env=env, args=["--workers", "2"], database_url=url)
-        try:
-            yield server
-        finally:
-            server.stop()
-
-
-class _no_url:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
+        stack.callback(server.stop)
+        yield server
 
 
 def fresh(server: ServerProcess) -> httpx.Client:

@@ -137,6 +137,13 @@ def create_app(
         app.state.service = ready
         app.state.worker = worker or 0
         tasks = [asyncio.create_task(_upkeep(ready)), asyncio.create_task(_follow_store(ready))]
+        follower = None
+        if settings.redis_url:
+            # Revocations other workers and instances make reach this process's guard over
+            # Redis within milliseconds, ahead of the store poll that backs it up.
+            redis_feed = importlib.import_module("jotkit.revocation.redis")
+            follower = redis_feed.RedisSubscriber(settings.redis_url, ready.feed.revocations)
+            follower.start()
         try:
             yield
         finally:
@@ -144,6 +151,8 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if follower is not None:
+                await asyncio.to_thread(follower.close)
             ready.feed.close()
             ready.store.close()
 
