@@ -62,10 +62,9 @@ class Database:
     def __init__(self, url: str, *, pool_connections: int = 10) -> None:
         """Open (not migrate) the database at ``url``: sqlite:///path or postgresql://...
 
-        ``pool_connections``: PostgreSQL connections kept open. The server bounds the threads
-        that run database work to the same number (``jotkit.server.app``), so a request
-        waits in order for a thread, never for a connection; the overflow (as many again)
-        only serves the rare caller outside those threads.
+        ``pool_connections``: the threads of each of the server's two thread pools
+        (``jotkit.server.app``); the pool keeps up to twice that many PostgreSQL
+        connections, so a request waits in order for a thread, never for a connection.
         """
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -85,9 +84,14 @@ class Database:
                 "isolation_level": None,
             }
         else:
+            # Two thread pools of pool_connections each run the server's blocking work
+            # (requests, and the background tasks' asyncio.to_thread): with a connection for
+            # each, none waits and none is opened and closed per request (an overflow
+            # connection is: a backend fork, 50 times a second for the 20 ms feed poll
+            # when every pooled one was busy). Opened lazily, kept once open.
             options.update(
-                pool_size=pool_connections,
-                max_overflow=pool_connections,
+                pool_size=2 * pool_connections,
+                max_overflow=4,
                 pool_timeout=10,
                 pool_recycle=_RECYCLE_SECONDS,
             )
