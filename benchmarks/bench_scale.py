@@ -348,7 +348,10 @@ def main() -> None:
                 )
     _verdicts(rows)
     if not options.quick:
-        chart(rows, header.lstrip("# ").split(", PostgreSQL")[0])
+        loads = sorted(float(row["load1"]) for row in rows)
+        title = header.lstrip("# ").split(", PostgreSQL")[0]
+        load = f"shared machine: load average {loads[0]:g}-{loads[-1]:g} during the runs"
+        chart(rows, f"{title}\n{load}")
 
 
 def _verdicts(rows: list[dict[str, Any]]) -> None:
