@@ -53,7 +53,10 @@ class Settings:
     )
     database_pool_connections: int = field(
         default=10,
-        metadata={"doc": "PostgreSQL connections per process, and threads running database work"},
+        metadata={
+            "doc": "threads per thread pool running blocking work (database, argon2); "
+            "PostgreSQL keeps up to 2x this many connections per process"
+        },
     )
     workers: int = field(
         default=1,
