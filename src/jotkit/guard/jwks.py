@@ -13,8 +13,9 @@ Policy, in the order it matters for a resource server:
   ``ERR_JWKS_UNAVAILABLE`` (503) until a fetch succeeds;
 - with no URL, the ``jwks_uri`` comes from the issuer's RFC 8414 metadata
   (``https://host/.well-known/oauth-authorization-server/path`` for ``https://host/path``),
-  or, where that answers 404, from ``{issuer}/.well-known/openid-configuration`` (an OpenID
-  Provider's); the document's ``issuer`` must be exactly ours (RFC 8414 §3.3).
+  or, where that answers 404, from ``{issuer}/.well-known/oauth-authorization-server`` or
+  ``{issuer}/.well-known/openid-configuration`` (an OpenID Provider's); the document's
+  ``issuer`` must be exactly ours (RFC 8414 §3.3).
 """
 
 from __future__ import annotations
@@ -87,15 +88,26 @@ def metadata_url(issuer: str, suffix: str = "oauth-authorization-server") -> str
 
 
 def discover_jwks_uri(client: httpx.Client, issuer: str, deadline_seconds: float = 10.0) -> str:
-    """The ``jwks_uri`` of ``issuer``'s RFC 8414 metadata, or of its OpenID configuration
-    where the first answers 404 (the ``issuer`` must match, and an https issuer's keys must
-    come over https too)."""
-    url = metadata_url(issuer)
-    try:
-        document = _get_json(client, url, deadline_seconds)
-    except _NotFound:
-        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = _get_json(client, url, deadline_seconds)
+    """The ``jwks_uri`` of ``issuer``'s metadata: the first of its RFC 8414 location, the
+    same document appended to the issuer (a proxy may route only the issuer's path) and its
+    OpenID configuration that does not answer 404. The document's ``issuer`` must match, and
+    an https issuer's keys must come over https too."""
+    base = issuer.rstrip("/")
+    locations = dict.fromkeys(
+        (
+            metadata_url(issuer),
+            f"{base}/.well-known/oauth-authorization-server",
+            f"{base}/.well-known/openid-configuration",
+        )
+    )
+    for url in locations:
+        try:
+            document = _get_json(client, url, deadline_seconds)
+            break
+        except _NotFound:
+            continue
+    else:
+        raise JWKSUnavailable(f"no metadata for {issuer}: 404 at {', '.join(locations)}")
     if not isinstance(document, dict):
         raise JWKSUnavailable(f"{url} is not a JSON object")
     if document.get("issuer") != issuer:
