@@ -148,7 +148,9 @@ def start_server(
             [JOTKIT, "serve", *args], stdout=log, stderr=subprocess.STDOUT, env=full_env
         )
     server = ServerProcess(f"http://127.0.0.1:{port}", database_url, full_env, process, log_path)
-    deadline = time.monotonic() + 30
+    # Python start-up, migrations and key loading took over 30 s at a load average of 20 on
+    # two cores (a shared machine): the wait is generous, only a hung server reaches it.
+    deadline = time.monotonic() + 3 * DEADLINE_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jotkit serve exited with {process.returncode}: {server.log()}")
