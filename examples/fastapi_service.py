@@ -1,7 +1,7 @@
 """A FastAPI service whose endpoints are protected by the jotkit guard.
 
 It trusts the auth server at JOTKIT_ISSUER (default http://127.0.0.1:8000): keys by discovery
-(/.well-known/openid-configuration -> jwks_uri), audience "jotkit", and the server's
+(RFC 8414 metadata -> jwks_uri), audience "jotkit", and the server's
 revocation feed, so a logout is refused here within a second or so. The feed comes over Redis
 when JOTKIT_REDIS_URL is set (the same Redis ``jotkit serve`` publishes to), otherwise from the
 server's HTTP long-poll (GET /revocations).

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -67,6 +68,19 @@ class ServerProcess:
 
     def __post_init__(self) -> None:
         self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    @property
+    def issuer(self) -> str:
+        """The issuer the server advertises (``JOTKIT_ISSUER``, else its own URL)."""
+        return self.env.get("JOTKIT_ISSUER") or self.url
+
+    @property
+    def served_path(self) -> str:
+        """The path prefix requests reach the server with ("" at the root)."""
+        root_path = self.env.get("JOTKIT_ROOT_PATH")
+        if root_path:
+            return root_path.rstrip("/")
+        return urlsplit(self.issuer).path.rstrip("/")
 
     def login(self, email: str | None = None, password: str | None = None) -> dict[str, Any]:
         """POST /login (as this view's user by default); asserts 200, returns the token pair."""
@@ -134,12 +148,14 @@ def start_server(
             [JOTKIT, "serve", *args], stdout=log, stderr=subprocess.STDOUT, env=full_env
         )
     server = ServerProcess(f"http://127.0.0.1:{port}", database_url, full_env, process, log_path)
-    deadline = time.monotonic() + 30
+    # Python start-up, migrations and key loading took over 30 s at a load average of 20 on
+    # two cores (a shared machine): the wait is generous, only a hung server reaches it.
+    deadline = time.monotonic() + 3 * DEADLINE_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jotkit serve exited with {process.returncode}: {server.log()}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}{server.served_path}/readyz", timeout=1).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass
