@@ -64,9 +64,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # Over Redis a heartbeat comes every second, so a short bound shows the policy
             # within the outage; the HTTP feed's long poll answers every 25 s when nothing
             # happens, so that verifier keeps the example's 60 s.
-            staleness = {"JOTKIT_MAX_STALENESS_SECONDS": str(STALENESS_SECONDS)}
+            bound = {"JOTKIT_MAX_STALENESS_SECONDS": str(STALENESS_SECONDS)}
             issuer, redis_url = deployment.url, deployment.redis.url
-            services.append(launch("fastapi", issuer, directory, redis_url=redis_url, env=staleness))
+            services.append(launch("fastapi", issuer, directory, redis_url=redis_url, env=bound))
             services.append(launch("fastapi", issuer, directory, redis_url=None))
             for service in services:
                 wait_up(service)
