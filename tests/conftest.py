@@ -13,7 +13,7 @@ from servers import ServerProcess, fresh_postgres_schema, start_server
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A URL into a fresh schema of the real PostgreSQL ``test`` database, dropped afterwards.
+    """A fresh schema of the real PostgreSQL ``test`` database for one test, dropped afterwards.
 
     Skips where PostgreSQL is not reachable (fails under CI=true).
     """

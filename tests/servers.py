@@ -6,6 +6,7 @@ subprocess, waits for /readyz and returns a ``ServerProcess``; ``stop()`` ends i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,7 +16,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ FAST_ARGON2 = {"JOTKIT_ARGON2_MEMORY_KIB": "8192", "JOTKIT_ARGON2_TIME_COST": "1
 DEFAULT_USERS = {"alice@example.com": "correct horse battery"}
 # A deadline for things that must happen, not a speed requirement: generous on a busy machine.
 DEADLINE_SECONDS = 30.0
-# The shared PostgreSQL the tests use (trust authentication, database "test").
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -49,9 +48,9 @@ def require_service(name: str, host: str, port: int) -> None:
         skip_or_fail(f"{name} is not reachable at {host}:{port}")
 
 
-@contextmanager
+@contextlib.contextmanager
 def fresh_postgres_schema() -> Iterator[str]:
-    """A URL into a new schema of the shared PostgreSQL ``test`` database, dropped afterwards.
+    """A URL into a fresh schema of the real PostgreSQL ``test`` database, dropped afterwards.
 
     Skips where PostgreSQL is not reachable (fails under CI=true).
     """
