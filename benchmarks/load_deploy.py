@@ -40,7 +40,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "scale")]
 from _deployment import Deployment, start_deployment  # noqa: E402
 from bench_server import _DONE, _REFRESH, EMAIL, PASSWORD, _cpu_model, _wrk  # noqa: E402
 
-from servers import fresh_postgres_schema  # noqa: E402
+from servers import postgres_schema  # noqa: E402
 
 
 async def _login_all(base: str, count: int) -> list[dict[str, Any]]:
@@ -125,7 +125,7 @@ def main() -> None:
     print(f"before: {uptime}")
     with tempfile.TemporaryDirectory(prefix="jotkit-load-") as directory:
         workdir = Path(directory)
-        with fresh_postgres_schema() as database_url:
+        with postgres_schema() as database_url:
             deployment = start_deployment(workdir, database_url)
             try:
                 deployment.add_user(EMAIL, PASSWORD)

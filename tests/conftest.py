@@ -8,16 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from servers import ServerProcess, fresh_postgres_schema, start_server
+from servers import ServerProcess, postgres_schema, start_server
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh schema of the real PostgreSQL ``test`` database for one test, dropped afterwards.
+    """A URL into a fresh schema of the real PostgreSQL ``test`` database, dropped afterwards.
 
     Skips where PostgreSQL is not reachable (fails under CI=true).
     """
-    with fresh_postgres_schema() as url:
+    with postgres_schema() as url:
         yield url
 
 

@@ -27,7 +27,7 @@ from _deployment import Deployment, start_deployment
 from sqlalchemy import create_engine, text
 
 from jotkit import jwt
-from servers import DEADLINE_SECONDS, fresh_postgres_schema
+from servers import DEADLINE_SECONDS, postgres_schema
 
 SESSIONS_PER_KIND = 100
 CLIENTS_PER_SESSION = 5
@@ -53,7 +53,7 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     grace = float(request.param)
-    with fresh_postgres_schema() as database_url:
+    with postgres_schema() as database_url:
         deployment = start_deployment(
             tmp_path_factory.mktemp("storms"),
             database_url,

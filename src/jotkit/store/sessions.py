@@ -152,53 +152,62 @@ class SessionStore(Database):
         """
         with self._write() as connection:
             found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
+            if found is not None and found._mapping[refresh_tokens.c.spent_at] is None:
+                rotation = self._spend(
+                    connection, found, new_token_hash, sealed_successor, now, idle_ttl, forget_after
+                )
+                if rotation is not None:
+                    return rotation
+                # A concurrent rotation of this token committed first (PostgreSQL, READ
+                # COMMITTED: this statement sees its commit): judge the token as it left it.
+                found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
             if found is None:
                 return Rotation("unknown")
             family, user = _family_and_user(found)
             if family.revoked_at is not None:
                 return Rotation("revoked", family, user)
-            if found._mapping[refresh_tokens.c.spent_at] is None:
-                refused = self._refusal(
-                    connection,
-                    family,
-                    user,
-                    found._mapping[refresh_tokens.c.expires_at],
-                    now,
-                    forget_after,
-                )
-                if refused is not None:
-                    return refused
-                # WHERE spent_at IS NULL makes the spend atomic: on PostgreSQL a concurrent
-                # rotation waits on the row lock, then matches nothing.
-                spent = connection.execute(
-                    _SPEND_REFRESH_TOKEN,
-                    {
-                        "spent_hash": token_hash,
-                        "spent_now": now,
-                        "successor_hash": new_token_hash,
-                        "sealed_successor": sealed_successor,
-                    },
-                )
-                if spent.rowcount == 1:
-                    connection.execute(
-                        _INSERT_REFRESH_TOKEN,
-                        {
-                            "new_hash": new_token_hash,
-                            "new_family_id": family.id,
-                            "new_issued_at": now,
-                            "new_expires_at": min(now + idle_ttl, family.expires_at),
-                        },
-                    )
-                    return Rotation("ok", family, user)
-                # A concurrent rotation of this token committed first (PostgreSQL, READ
-                # COMMITTED: this statement sees its commit): judge the token as it left it.
-                found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
-                if found is None:
-                    return Rotation("unknown")
-                family, user = _family_and_user(found)
-                if family.revoked_at is not None:
-                    return Rotation("revoked", family, user)
             return self._replay(connection, found, family, user, now, grace, forget_after)
+
+    def _spend(
+        self,
+        connection: Connection,
+        found: Any,
+        new_token_hash: str,
+        sealed_successor: bytes,
+        now: float,
+        idle_ttl: float,
+        forget_after: float,
+    ) -> Rotation | None:
+        """Rotate an unspent token; None if a concurrent rotation spent it first."""
+        family, user = _family_and_user(found)
+        expires_at = found._mapping[refresh_tokens.c.expires_at]
+        refused = self._refusal(connection, family, user, expires_at, now, forget_after)
+        if refused is not None:
+            return refused
+        token_hash = found._mapping[refresh_tokens.c.token_hash]
+        # WHERE spent_at IS NULL makes the spend atomic: on PostgreSQL a concurrent rotation
+        # waits on the row lock, then matches nothing.
+        spent = connection.execute(
+            _SPEND_REFRESH_TOKEN,
+            {
+                "spent_hash": token_hash,
+                "spent_now": now,
+                "successor_hash": new_token_hash,
+                "sealed_successor": sealed_successor,
+            },
+        )
+        if spent.rowcount != 1:
+            return None
+        connection.execute(
+            _INSERT_REFRESH_TOKEN,
+            {
+                "new_hash": new_token_hash,
+                "new_family_id": family.id,
+                "new_issued_at": now,
+                "new_expires_at": min(now + idle_ttl, family.expires_at),
+            },
+        )
+        return Rotation("ok", family, user)
 
     def _replay(
         self,
@@ -240,6 +249,8 @@ class SessionStore(Database):
         forget_after: float,
     ) -> Rotation | None:
         """Why a live token (expiring at ``expires_at``) gets no new pair, or None."""
+        if family.revoked_at is not None:
+            return Rotation("revoked", family, user)
         if user.disabled:
             entry = self._revoke_family(connection, family.id, "disabled", now, forget_after)
             return Rotation("disabled", family, user, entry)
