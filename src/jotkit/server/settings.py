@@ -94,7 +94,7 @@ class Settings:
     )
     reuse_grace_seconds: float = field(
         default=0.0,
-        metadata={"doc": "a spent refresh token replayed within this is refused, not theft"},
+        metadata={"doc": "the previous refresh token replayed within this gets the current one"},
     )
     clock_skew_seconds: int = field(
         default=60, metadata={"doc": "margin kept on revocations and retired keys"}
