@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from jotkit import jwt
+from jotkit.server.service import hash_refresh_token
 from servers import (
     DEADLINE_SECONDS,
     DEFAULT_USERS,
@@ -155,7 +156,7 @@ def sid_of(pair: dict[str, str]) -> str:
 
 
 def refresh(server: ServerProcess, token: str) -> httpx.Response:
-    return server.client.post("/token/refresh", json={"refresh_token": token})
+    return refresh_with(server.client, token)
 
 
 def refresh_concurrently(server: ServerProcess, token: str, k: int) -> list[httpx.Response]:
@@ -176,12 +177,6 @@ def refresh_with(client: httpx.Client, token: str) -> httpx.Response:
     return client.post("/token/refresh", json={"refresh_token": token})
 
 
-def hash_of(token: str) -> str:
-    from jotkit.server.service import hash_refresh_token
-
-    return hash_refresh_token(token)
-
-
 def family_problems(
     deployment: Deployment, server: ServerProcess, k: int, *, locked: bool = False
 ) -> list[str]:
@@ -190,7 +185,7 @@ def family_problems(
     pair = server.login()
     sid = sid_of(pair)
     holding = (
-        deployment.holding_the_row(hash_of(pair["refresh_token"]), k)
+        deployment.holding_the_row(hash_refresh_token(pair["refresh_token"]), k)
         if locked
         else contextlib.nullcontext()
     )

@@ -6,6 +6,7 @@ PostgreSQL is not reachable, and fail instead under CI=true.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -222,6 +223,26 @@ def test_migrations_are_idempotent(store: Store) -> None:
     store.migrate()
     store.migrate()
     assert store.ping()
+
+
+def test_sessions_of_the_first_schema_rotate_after_the_upgrade(store: Store) -> None:
+    """0002 adds the successor columns; sessions made before it go on (and 0002 goes back)."""
+    from alembic import command
+    from alembic.config import Config
+
+    import jotkit.store.engine
+
+    config = Config()
+    config.set_main_option("script_location", str(jotkit.store.engine._MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    _family(store)  # a session of the first schema
+    store.migrate()
+    now = time.time()
+    rotate = functools.partial(store.rotate, now=now, idle_ttl=60, grace=5, forget_after=now)
+    assert rotate("h0", "h1", sealed_successor=b"sealed h1").outcome == "ok"
+    assert rotate("h0", "h2", sealed_successor=b"sealed h2").outcome == "previous"
 
 
 def test_an_unreachable_database_raises_a_store_error() -> None:
