@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_guard.py
 	$(BIN)/python benchmarks/bench_propagation.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) $(VENV)-3.* $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

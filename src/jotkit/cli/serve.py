@@ -63,19 +63,25 @@ class _SettingsHelp(click.Command):
 @click.option("--port", type=int, help="TCP port [8000].")
 @database_option
 @click.option("--issuer", help="Issuer URL (iss) [http://HOST:PORT].")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="Server processes sharing the port [1]; the parent migrates and sets up keys once.",
+)
 def serve(
     config: str | None,
     host: str | None,
     port: int | None,
     database_url: str | None,
     issuer: str | None,
+    workers: int | None,
 ) -> None:
     """Run the auth server (SQLite and a generated key by default: nothing else to set up)."""
     from jotkit.server import build_service, create_app
     from jotkit.server.logs import configure_logging
 
     settings = server_settings(
-        config, host=host, port=port, database_url=database_url, issuer=issuer
+        config, host=host, port=port, database_url=database_url, issuer=issuer, workers=workers
     )
     # After jotkit.server, which names the extra to install when the server's are missing.
     import uvicorn
@@ -85,20 +91,33 @@ def serve(
     with operator_errors():
         service = build_service(settings)
     click.echo(
-        f"jotkit serving {settings.issuer} (store: {_redacted(settings.database_url)})", err=True
+        f"jotkit serving {settings.issuer} (store: {_redacted(settings.database_url)}"
+        f"{f', {settings.workers} workers' if settings.workers > 1 else ''})",
+        err=True,
     )
-    uvicorn.run(
-        create_app(settings, service=service),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
+    options: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
         # X-Forwarded-* only from the proxies the operator names: believed from anyone else, a
         # client could pick its own address and walk past the per-address login throttle.
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies),
-        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
+        "timeout_graceful_shutdown": _GRACEFUL_SHUTDOWN_SECONDS,
+        # uvicorn's 5 s default closed idle connections that a client (or a proxy) was
+        # about to reuse: under load their queued requests died with a read error.
+        "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+    }
+    if settings.workers > 1:
+        from jotkit.server.workers import run_workers
+
+        # The workers open their own connections: none of the parent's may cross the fork.
+        service.feed.close()
+        service.store.close()
+        run_workers(settings, options)
+        return
+    uvicorn.run(
+        create_app(settings, service=service), host=settings.host, port=settings.port, **options
     )
 
 

@@ -13,8 +13,10 @@ import importlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -40,10 +42,12 @@ _SYNC_SECONDS = 1.0
 _PRUNE_SECONDS = 300.0
 
 
-def build_service(settings: Settings) -> AuthService:
-    """Open and migrate the store, load the keys: everything but HTTP (the CLI uses it too)."""
-    store = Store(settings.database_url)
-    store.migrate()
+def build_service(settings: Settings, *, migrate: bool = True) -> AuthService:
+    """Open and (unless ``migrate`` is false: a worker whose parent did) migrate the store,
+    load the keys: everything but HTTP (the CLI uses it too)."""
+    store = Store(settings.database_url, pool_connections=settings.database_pool_connections)
+    if migrate:
+        store.migrate()
     keyring = Keyring(settings, store)
     keyring.load(now=time.time())
     publisher = None
@@ -58,8 +62,22 @@ def build_service(settings: Settings) -> AuthService:
     return AuthService(settings, store, keyring, feed, Metrics(), Passwords(settings))
 
 
+async def _follow_store(service: AuthService) -> None:
+    """Take the revocations other processes stored (the other workers of ``--workers``, other
+    instances, the CLI) every ``feed_poll_seconds``: one indexed read of the rows above the
+    cursor, so that this process's guard and feed refuse them within that bound."""
+    interval = service.settings.feed_poll_seconds
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(service.feed.sync, now=time.time())
+        except StoreError as exc:
+            log.warning("feed sync failed: %s", exc.code)
+            await asyncio.sleep(_SYNC_SECONDS)  # not 50 warnings a second while it is down
+
+
 async def _upkeep(service: AuthService) -> None:
-    """Sync the feed from the store, beat the heart, reload keys, rotate on schedule, prune."""
+    """Beat the heart, reload keys, rotate on schedule, prune."""
     settings = service.settings
     last_keys = last_prune = time.monotonic()
     while True:
@@ -70,7 +88,6 @@ async def _upkeep(service: AuthService) -> None:
         # cannot write a revocation either, so "nothing new" is true.
         await asyncio.to_thread(service.feed.heartbeat, now=now)
         try:
-            await asyncio.to_thread(service.feed.sync, now=now)
             if time.monotonic() - last_keys >= KEY_RELOAD_SECONDS:
                 last_keys = time.monotonic()
                 await asyncio.to_thread(service.refresh_keys)
@@ -90,21 +107,52 @@ async def _upkeep(service: AuthService) -> None:
             log.warning("upkeep failed: %s", exc.code)
 
 
-def create_app(settings: Settings, *, service: AuthService | None = None) -> FastAPI:
-    """The auth server as an ASGI app."""
+def _bound_database_threads(count: int) -> None:
+    """Run blocking work (the database's, argon2) on at most ``count`` threads per pool.
+
+    Sync routes and ``run_in_threadpool`` use anyio's pool (40 threads by default), and
+    ``asyncio.to_thread`` the loop's executor. With more threads than pooled connections,
+    PostgreSQL work queued on the pool's lock and the pool opened and closed overflow
+    connections (a backend fork each) under load: refresh/s fell as concurrency rose. Bounded,
+    a request waits in order for a thread that holds a connection.
+    """
+    anyio.to_thread.current_default_thread_limiter().total_tokens = count
+    executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="jotkit-blocking")
+    asyncio.get_running_loop().set_default_executor(executor)
+
+
+def create_app(
+    settings: Settings, *, service: AuthService | None = None, worker: int | None = None
+) -> FastAPI:
+    """The auth server as an ASGI app; ``worker``: its index under ``--workers`` (the parent
+    migrated the store and set up the keys, so the worker only opens them)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ready = service if service is not None else await asyncio.to_thread(build_service, settings)
+        _bound_database_threads(settings.database_pool_connections)
+        ready = service
+        if ready is None:
+            ready = await asyncio.to_thread(build_service, settings, migrate=worker is None)
         ready.feed.attach(asyncio.get_running_loop())
         app.state.service = ready
-        upkeep = asyncio.create_task(_upkeep(ready))
+        app.state.worker = worker or 0
+        tasks = [asyncio.create_task(_upkeep(ready)), asyncio.create_task(_follow_store(ready))]
+        follower = None
+        if settings.redis_url:
+            # Revocations other workers and instances make reach this process's guard over
+            # Redis within milliseconds, ahead of the store poll that backs it up.
+            redis_feed = importlib.import_module("jotkit.revocation.redis")
+            follower = redis_feed.RedisSubscriber(settings.redis_url, ready.feed.revocations)
+            follower.start()
         try:
             yield
         finally:
-            upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upkeep
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if follower is not None:
+                await asyncio.to_thread(follower.close)
             ready.feed.close()
             ready.store.close()
 

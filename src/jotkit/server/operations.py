@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from jotkit.server.dependencies import Service
@@ -30,11 +30,17 @@ async def readyz(service: Service) -> JsonResponse:
 
 
 @router.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-async def metrics(service: Service) -> PlainTextResponse:
-    """Prometheus metrics."""
+async def metrics(request: Request, service: Service) -> PlainTextResponse:
+    """Prometheus metrics (of the one process that answers: under ``--workers``, the
+    ``jotkit_worker`` gauge says which)."""
     revocations = service.feed.revocations
     text = service.metrics.render(
         [
+            (
+                "jotkit_worker",
+                "Index of the worker process answering (jotkit serve --workers; else 0).",
+                request.app.state.worker,
+            ),
             ("jotkit_revocation_entries", "Live revocation entries in memory.", len(revocations)),
             (
                 "jotkit_signing_keys",

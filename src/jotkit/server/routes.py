@@ -172,11 +172,12 @@ async def refresh(request: Request, service: Service) -> JsonResponse:
     """
     token = await _presented_refresh_token(request, service)
     address = client_address(request)
-    if service.store.dialect == "sqlite":
+    if service.store.dialect == "sqlite" and service.settings.workers == 1:
         # The embedded store has one writer at a time and no network wait: running the
         # rotation (~0.35 ms) on the event loop beats a thread pool hop, which cost ~0.2 ms
         # more per refresh (benchmarks/bench_server.py, refresh/s). PostgreSQL waits on the
-        # network, so there the loop stays free.
+        # network, and under --workers SQLite may wait for another process's write lock:
+        # there the loop stays free.
         pair = service.refresh(token, address=address)
     else:
         pair = await run_in_threadpool(service.refresh, token, address=address)

@@ -58,6 +58,24 @@ class Settings:
         default_factory=default_database_url,
         metadata={"doc": "sqlite:///path/file.db (default under the data dir) or postgresql://"},
     )
+    database_pool_connections: int = field(
+        default=10,
+        metadata={
+            "doc": "threads per thread pool running blocking work (database, argon2); "
+            "PostgreSQL keeps up to 2x this many connections per process"
+        },
+    )
+    workers: int = field(
+        default=1,
+        metadata={"doc": "server processes sharing the port (jotkit serve --workers)"},
+    )
+    keep_alive_timeout_seconds: float = field(
+        default=75.0,
+        metadata={
+            "doc": "idle HTTP keep-alive connections are closed after this; keep it above "
+            "the proxy's (nginx upstream keepalive_timeout: 60 s)"
+        },
+    )
     issuer: str = field(
         default="",
         metadata={
@@ -156,6 +174,13 @@ class Settings:
     redis_url: str = field(
         default="", metadata={"doc": "redis://... to publish the revocation feed over Redis"}
     )
+    feed_poll_seconds: float = field(
+        default=0.02,
+        metadata={
+            "doc": "how often each process reads revocations other processes stored "
+            "(other workers and instances): the bound on their propagation without Redis"
+        },
+    )
     heartbeat_seconds: float = field(
         default=1.0, metadata={"doc": "revocation feed heartbeat interval"}
     )
@@ -247,11 +272,19 @@ def _check(settings: Settings) -> None:
         "max_body_bytes",
         "key_rotation_days",
         "heartbeat_seconds",
+        "feed_poll_seconds",
         "login_window_seconds",
+        "database_pool_connections",
+        "workers",
+        "keep_alive_timeout_seconds",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"JOTKIT_{name.upper()} must be positive")
+    if settings.database_pool_connections > 1000 or settings.workers > 256:
+        raise ConfigError(
+            "JOTKIT_DATABASE_POOL_CONNECTIONS must be at most 1000 and JOTKIT_WORKERS at most 256"
+        )
     if not settings.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
         raise ConfigError("JOTKIT_DATABASE_URL must be sqlite:///... or postgresql://...")
     _check_url(
