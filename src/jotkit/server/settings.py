@@ -194,7 +194,6 @@ def _check(settings: Settings) -> None:
         "refresh_idle_ttl_seconds",
         "refresh_absolute_ttl_seconds",
         "max_body_bytes",
-        "key_rotation_days",
         "heartbeat_seconds",
         "login_window_seconds",
     )
