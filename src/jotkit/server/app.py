@@ -52,6 +52,7 @@ def build_service(settings: Settings) -> AuthService:
         redis_feed = importlib.import_module("jotkit.revocation.redis")
         publisher = redis_feed.RedisPublisher(settings.redis_url)
     feed = ServerFeed(store, publisher=publisher)
+    feed.revocations.max_entries = settings.revocation_max_entries
     feed.sync(now=time.time())
     if not store.user_count():
         log.warning("no users yet: create one with `jotkit users add you@example.com`")

@@ -134,6 +134,13 @@ class Settings:
     redis_url: str = field(
         default="", metadata={"doc": "redis://... to publish the revocation feed over Redis"}
     )
+    revocation_max_entries: int = field(
+        default=1_000_000,
+        metadata={
+            "doc": "live revocation entries held in memory; past it tokens get 503 until "
+            "the entries not held expire (docs/revocation.md)"
+        },
+    )
     heartbeat_seconds: float = field(
         default=1.0, metadata={"doc": "revocation feed heartbeat interval"}
     )
@@ -196,6 +203,7 @@ def _check(settings: Settings) -> None:
         "max_body_bytes",
         "heartbeat_seconds",
         "login_window_seconds",
+        "revocation_max_entries",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
