@@ -29,6 +29,7 @@ from jotkit.server.metrics import Metrics
 from jotkit.server.passwords import Passwords
 from jotkit.server.service import AuthService
 from jotkit.server.settings import Settings
+from jotkit.server.throttling import LoginCounters, RedisCounters, StoreCounters
 from jotkit.store import Store, StoreError
 
 __all__ = ["build_service", "create_app"]
@@ -56,7 +57,14 @@ def build_service(settings: Settings) -> AuthService:
     feed.sync(now=time.time())
     if not store.user_count():
         log.warning("no users yet: create one with `jotkit users add you@example.com`")
-    return AuthService(settings, store, keyring, feed, Metrics(), Passwords(settings))
+    metrics = Metrics()
+    window = settings.login_window_seconds
+    counters: LoginCounters = StoreCounters(store, window_seconds=window)
+    if settings.redis_url:
+        counters = RedisCounters(settings.redis_url, counters, metrics, window_seconds=window)
+    return AuthService(
+        settings, store, keyring, feed, metrics, Passwords(settings), login_counters=counters
+    )
 
 
 async def _upkeep(service: AuthService) -> None:
@@ -107,6 +115,7 @@ def create_app(settings: Settings, *, service: AuthService | None = None) -> Fas
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep
             ready.feed.close()
+            ready.login_counters.close()
             ready.store.close()
 
     app = FastAPI(
