@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_MAX_ENTRIES", "KINDS", "FeedStale", "Revocation", "Revocatio
 Kind = Literal["jti", "sid", "sub"]
 KINDS: frozenset[str] = frozenset(("jti", "sid", "sub"))
 
-# ~140 MB of entries (about 140 bytes each, benchmarks/bench_revocation_memory.py): at the
+# ~160 MB of RSS (about 160 bytes an entry, benchmarks/bench_revocation_memory.py): at the
 # default 900 s access tokens, a million live entries takes a sustained ~1,000 revocations/s.
 DEFAULT_MAX_ENTRIES = 1_000_000
 # While full, an add prunes expired entries at most this often (a prune is O(entries)).
