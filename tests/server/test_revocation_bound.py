@@ -34,6 +34,9 @@ def test_a_full_set_answers_503_until_the_entry_it_could_not_hold_expires(
         assert refused.status_code == 503, refused.text
         assert refused.json()["code"] == "ERR_REVOCATION_SET_FULL"
         assert refused.headers["Retry-After"]
+        # An RFC 7009 revoke cannot be checked now: 503, not a 200 that revoked nothing.
+        revoke = server.client.post("/revoke", data={"token": server.login()["access_token"]})
+        assert revoke.status_code == 503, revoke.text
         metrics = server.client.get("/metrics").text
         assert _metric(metrics, "jotkit_revocation_set_full") == 1
         assert _metric(metrics, "jotkit_revocation_entries_not_held") >= 1

@@ -18,7 +18,7 @@ from typing import Any
 
 from jotkit.guard import Claims, Guard
 from jotkit.jose import JoseError, Key, jwt
-from jotkit.revocation import Revocation
+from jotkit.revocation import Revocation, SetFull
 from jotkit.server.errors import ApiError
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
@@ -314,6 +314,10 @@ class AuthService:
             if kind == "access_token" and token.count(".") == 2:
                 try:
                     return self.verifier.verify(token), None
+                except SetFull as exc:
+                    # Not "no such token": a revoke answered 200 would write nothing, and the
+                    # token would stay valid wherever the set has room.
+                    raise ApiError("unavailable", str(exc), headers={"Retry-After": "5"}) from None
                 except JoseError:
                     continue
             if kind == "refresh_token":
