@@ -132,7 +132,8 @@ class Settings:
     argon2_memory_kib: int = field(default=65536, metadata={"doc": "argon2id memory (KiB)"})
     argon2_parallelism: int = field(default=4, metadata={"doc": "argon2id lanes"})
     redis_url: str = field(
-        default="", metadata={"doc": "redis://... to publish the revocation feed over Redis"}
+        default="",
+        metadata={"doc": "redis://... to publish the revocation feed and count failed logins"},
     )
     revocation_max_entries: int = field(
         default=1_000_000,
