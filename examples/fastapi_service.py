@@ -1,7 +1,7 @@
 """A FastAPI service whose endpoints are protected by the jotkit guard.
 
 It trusts the auth server at JOTKIT_ISSUER (default http://127.0.0.1:8000): keys by discovery
-(/.well-known/openid-configuration -> jwks_uri), audience "jotkit", and the server's
+(RFC 8414 metadata -> jwks_uri), audience "jotkit", and the server's
 revocation feed, so a logout is refused here within a second or so. The feed comes over Redis
 when JOTKIT_REDIS_URL is set (the same Redis ``jotkit serve`` publishes to), otherwise from the
 server's HTTP long-poll (GET /revocations).
@@ -32,11 +32,13 @@ from jotkit.revocation.http import HttpFeedSubscriber
 
 ISSUER = os.environ.get("JOTKIT_ISSUER", "http://127.0.0.1:8000")
 REDIS_URL = os.environ.get("JOTKIT_REDIS_URL", "")
+# How long the revocation feed may stay silent before tokens are refused (fail closed).
+MAX_STALENESS_SECONDS = float(os.environ.get("JOTKIT_MAX_STALENESS_SECONDS", "60"))
 logger = logging.getLogger("fastapi_service")
 
 # Fail closed: once the feed has been silent for a minute, tokens are refused (503) because a
 # revocation might have been missed. The feed's heartbeats keep it fresh when all is well.
-revocations = RevocationSet(max_staleness_seconds=60)
+revocations = RevocationSet(max_staleness_seconds=MAX_STALENESS_SECONDS)
 feed: Feed
 if REDIS_URL:
     # Imported here: redis-py (the "redis" extra) is only needed when Redis carries the feed.

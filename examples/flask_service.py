@@ -27,10 +27,12 @@ from jotkit.revocation.http import HttpFeedSubscriber
 
 ISSUER = os.environ.get("JOTKIT_ISSUER", "http://127.0.0.1:8000")
 REDIS_URL = os.environ.get("JOTKIT_REDIS_URL", "")
+# How long the revocation feed may stay silent before tokens are refused (fail closed).
+MAX_STALENESS_SECONDS = float(os.environ.get("JOTKIT_MAX_STALENESS_SECONDS", "60"))
 logger = logging.getLogger("flask_service")
 
 # Fail closed after a minute without hearing from the feed (see docs/guard.md).
-revocations = RevocationSet(max_staleness_seconds=60)
+revocations = RevocationSet(max_staleness_seconds=MAX_STALENESS_SECONDS)
 feed: Feed
 if REDIS_URL:
     # Imported here: redis-py (the "redis" extra) is only needed when Redis carries the feed.

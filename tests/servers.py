@@ -6,6 +6,7 @@ subprocess, waits for /readyz and returns a ``ServerProcess``; ``stop()`` ends i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,10 +14,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -28,6 +31,8 @@ FAST_ARGON2 = {"JOTKIT_ARGON2_MEMORY_KIB": "8192", "JOTKIT_ARGON2_TIME_COST": "1
 DEFAULT_USERS = {"alice@example.com": "correct horse battery"}
 # A deadline for things that must happen, not a speed requirement: generous on a busy machine.
 DEADLINE_SECONDS = 30.0
+# Start-up on a machine shared by many test runs took over 30 s (imports, the first key).
+READY_SECONDS = 120.0
 
 
 def skip_or_fail(reason: str) -> None:
@@ -43,6 +48,30 @@ def require_service(name: str, host: str, port: int) -> None:
         socket.create_connection((host, port), timeout=1).close()
     except OSError:
         skip_or_fail(f"{name} is not reachable at {host}:{port}")
+
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL into a fresh schema of the real PostgreSQL ``test`` database, dropped afterwards.
+
+    Skips where PostgreSQL is not reachable (fails under CI=true).
+    """
+    from sqlalchemy import create_engine, text
+
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"jotkit_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def free_port() -> int:
@@ -67,6 +96,19 @@ class ServerProcess:
 
     def __post_init__(self) -> None:
         self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    @property
+    def issuer(self) -> str:
+        """The issuer the server advertises (``JOTKIT_ISSUER``, else its own URL)."""
+        return self.env.get("JOTKIT_ISSUER") or self.url
+
+    @property
+    def served_path(self) -> str:
+        """The path prefix requests reach the server with ("" at the root)."""
+        root_path = self.env.get("JOTKIT_ROOT_PATH")
+        if root_path:
+            return root_path.rstrip("/")
+        return urlsplit(self.issuer).path.rstrip("/")
 
     def login(self, email: str | None = None, password: str | None = None) -> dict[str, Any]:
         """POST /login (as this view's user by default); asserts 200, returns the token pair."""
@@ -134,12 +176,12 @@ def start_server(
             [JOTKIT, "serve", *args], stdout=log, stderr=subprocess.STDOUT, env=full_env
         )
     server = ServerProcess(f"http://127.0.0.1:{port}", database_url, full_env, process, log_path)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jotkit serve exited with {process.returncode}: {server.log()}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}{server.served_path}/readyz", timeout=1).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass
@@ -205,3 +247,75 @@ class PrivateRedis:
         """The server's own log."""
         path = self.directory / f"redis-{self.port}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+REPO = Path(__file__).resolve().parents[1]
+_BIN = Path(JOTKIT).parent
+EXAMPLES = {
+    "fastapi": [str(_BIN / "uvicorn"), "--app-dir", "examples", "fastapi_service:app", "--port"],
+    "flask": [str(_BIN / "flask"), "--app", "examples/flask_service", "run", "--port"],
+}
+
+
+@dataclass
+class ResourceServer:
+    """One of examples/ running as a resource server in a process of its own."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def launch(
+    example: str,
+    issuer: str,
+    directory: Path,
+    *,
+    redis_url: str | None,
+    env: Mapping[str, str] | None = None,
+) -> ResourceServer:
+    """Start an example on a free port (not waiting for it): over Redis when ``redis_url``."""
+    full_env = {k: v for k, v in os.environ.items() if k != "JOTKIT_REDIS_URL"}
+    full_env["JOTKIT_ISSUER"] = issuer
+    if redis_url is not None:
+        full_env["JOTKIT_REDIS_URL"] = redis_url
+    full_env.update(env or {})
+    name = f"{example} over {'Redis' if redis_url else 'HTTP'}"
+    port = free_port()
+    log_path = directory / f"{example}-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*EXAMPLES[example], str(port)],
+            cwd=REPO,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return ResourceServer(name, f"http://127.0.0.1:{port}", process, log_path)
+
+
+def wait_up(service: ResourceServer) -> None:
+    """Wait until the service answers its public /hello."""
+    deadline = time.monotonic() + 2 * DEADLINE_SECONDS
+    while True:
+        assert service.process.poll() is None, f"{service.name} exited:\n{service.log()}"
+        try:
+            if httpx.get(service.url + "/hello", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{service.name} did not start:\n{service.log()}"
+        time.sleep(0.1)

@@ -7,6 +7,7 @@ import os
 import resource
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,25 @@ def test_serve_on_an_unknown_host_is_one_line(tmp_path: Path) -> None:
     result = run("serve", "--database", f"sqlite:///{tmp_path / 'j.db'}", env=env)
     assert result.returncode == 1
     one_line(result, "ERR_LISTEN")
+
+
+@pytest.mark.parametrize("ahead", ["0", "30", "364"])
+def test_rotate_refuses_a_publish_ahead_remote_verifiers_would_miss(
+    tmp_path: Path, ahead: str
+) -> None:
+    env = {"JOTKIT_DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}"}
+    result = run("keys", "rotate", "--publish-ahead", ahead, env=env)
+    assert result.returncode == 2
+    assert b"ERR_PUBLISH_AHEAD_TOO_SHORT" in result.stderr and b"365 s" in result.stderr
+    assert run("keys", "list", env=env).stdout == b""  # nothing stored
+
+
+def test_rotate_takes_a_short_publish_ahead_with_emergency(tmp_path: Path) -> None:
+    env = {"JOTKIT_DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}"}
+    assert run("keys", "rotate", "--publish-ahead", "365", env=env).returncode == 0
+    emergency = run("keys", "rotate", "--emergency", env=env)
+    assert emergency.returncode == 0, emergency.stderr
+    signs_from = emergency.stdout.decode().split("signs from ")[1].strip()
+    assert signs_from <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+    # The first key (made on load), the 365 s one, the emergency one.
+    assert len(run("keys", "list", env=env).stdout.splitlines()) == 3

@@ -43,6 +43,7 @@ class IssuerState:
     cache_control: str = "max-age=120"
     status: int = 200
     discovery_issuer: str | None = None  # None: the server's own URL
+    discovery_paths: tuple[str, ...] = ("/.well-known/openid-configuration",)
     jwks_uri: str | None = None  # None: the server's own /.well-known/jwks.json
     jwks_body: bytes | None = None  # served as the JWKS instead of ``keys``
     trickle_seconds: float = 0  # > 0: send the JWKS one byte per this many seconds
@@ -64,7 +65,7 @@ class IssuerServer:
             def do_GET(self) -> None:
                 with outer.state.lock:
                     outer.state.hits[self.path] = outer.state.hits.get(self.path, 0) + 1
-                if self.path == "/.well-known/openid-configuration":
+                if self.path in outer.state.discovery_paths:
                     body = orjson.dumps(
                         {
                             "issuer": outer.state.discovery_issuer or outer.url,

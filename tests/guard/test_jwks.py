@@ -179,9 +179,35 @@ def test_discovery_finds_jwks_uri(issuer_server: IssuerServer) -> None:
     guard = Guard(issuer=issuer_server.url, audience="jotkit")
     token = make_token(issuer_server.state.keys[0], issuer_server.url)
     assert guard.verify(token).sub == "user-1"
+    # RFC 8414's location first; an OpenID Provider's document where that is 404.
+    assert issuer_server.state.hits["/.well-known/oauth-authorization-server"] == 1
     assert issuer_server.state.hits["/.well-known/openid-configuration"] == 1
     assert guard.jwks is not None
     assert guard.jwks.url == issuer_server.url + "/.well-known/jwks.json"
+
+
+def test_discovery_of_a_path_issuer_tries_rfc8414_then_the_appended_location(
+    issuer_server: IssuerServer,
+) -> None:
+    # A proxy that routes only the issuer's path: RFC 8414 §3.1's location answers 404.
+    issuer = issuer_server.url + "/tenant"
+    issuer_server.state.discovery_issuer = issuer
+    issuer_server.state.discovery_paths = ("/tenant/.well-known/oauth-authorization-server",)
+    guard = Guard(issuer=issuer, audience="jotkit")
+    assert guard.verify(make_token(issuer_server.state.keys[0], issuer)).sub == "user-1"
+    hits = issuer_server.state.hits
+    assert hits["/.well-known/oauth-authorization-server/tenant"] == 1
+    assert hits["/tenant/.well-known/oauth-authorization-server"] == 1
+    assert "/tenant/.well-known/openid-configuration" not in hits
+
+
+def test_discovery_with_no_metadata_anywhere_names_every_location(
+    issuer_server: IssuerServer,
+) -> None:
+    issuer_server.state.discovery_paths = ()
+    guard = Guard(issuer=issuer_server.url, audience="jotkit")
+    with pytest.raises(JWKSUnavailable, match=r"404 at .*oauth-authorization-server.*openid"):
+        guard.verify(make_token(issuer_server.state.keys[0], issuer_server.url))
 
 
 def test_discovery_refuses_a_document_for_another_issuer(issuer_server: IssuerServer) -> None:

@@ -10,9 +10,6 @@ while the unaffected ones stay accepted. The last scenario kills Redis mid-test.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -22,73 +19,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import PrivateRedis, ServerProcess, free_port, require_service, start_server
+from servers import (
+    PrivateRedis,
+    ResourceServer,
+    ServerProcess,
+    launch,
+    require_service,
+    start_server,
+    wait_up,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 ADMIN_TOKEN = "resource-servers-admin-" + "b" * 32
 # A deadline for what must happen, not a speed requirement: the machine is shared.
 DEADLINE_SECONDS = 60.0
-COMMANDS = {
-    "fastapi": [str(BIN / "uvicorn"), "--app-dir", "examples", "fastapi_service:app", "--port"],
-    "flask": [str(BIN / "flask"), "--app", "examples/flask_service", "run", "--port"],
-}
-
-
-@dataclass
-class ResourceServer:
-    """One example service running as a process of its own."""
-
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def launch(example: str, issuer: str, directory: Path, *, redis_url: str | None) -> ResourceServer:
-    """Start an example on a free port (not waiting for it): over Redis when ``redis_url``."""
-    env = {k: v for k, v in os.environ.items() if k != "JOTKIT_REDIS_URL"}
-    env["JOTKIT_ISSUER"] = issuer
-    if redis_url is not None:
-        env["JOTKIT_REDIS_URL"] = redis_url
-    name = f"{example} over {'Redis' if redis_url else 'HTTP'}"
-    port = free_port()
-    log_path = directory / f"{example}-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*COMMANDS[example], str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return ResourceServer(name, f"http://127.0.0.1:{port}", process, log_path)
-
-
-def wait_up(service: ResourceServer) -> None:
-    """Wait until the service answers its public /hello."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        assert service.process.poll() is None, f"{service.name} exited:\n{service.log()}"
-        try:
-            if httpx.get(service.url + "/hello", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{service.name} did not start:\n{service.log()}"
-        time.sleep(0.1)
 
 
 @dataclass

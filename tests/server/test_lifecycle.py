@@ -196,7 +196,7 @@ def test_rfc7662_introspection(tmp_path: Path) -> None:
 
 
 def test_discovery_and_jwks_let_standard_clients_find_the_keys(server: ServerProcess) -> None:
-    config = server.client.get("/.well-known/openid-configuration")
+    config = server.client.get("/.well-known/oauth-authorization-server")
     assert config.status_code == 200
     document = config.json()
     assert document["issuer"] == server.url

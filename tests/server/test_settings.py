@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jotkit.server.settings import ConfigError, load_settings
+from jotkit.server.settings import ConfigError, load_settings, min_publish_ahead
 from servers import JOTKIT
 
 
@@ -143,3 +143,67 @@ def test_a_database_that_accepts_but_never_answers_fails_the_start_instead_of_ha
         )
     assert refused.returncode == 1, refused.stderr
     assert refused.stderr.startswith("error: ERR_STORE: ")
+
+
+def test_the_default_publish_ahead_clears_the_safe_minimum() -> None:
+    settings = load_settings(environ={})
+    # max(max-age 300, 30 s kid-miss cooldown) + 5 s key reload + 60 s skew
+    assert min_publish_ahead(settings) == 365 <= settings.key_publish_ahead_seconds
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"JOTKIT_KEY_PUBLISH_AHEAD_SECONDS": "0"},
+        {"JOTKIT_KEY_PUBLISH_AHEAD_SECONDS": "364"},
+        # A longer max-age raises the minimum past the default publish-ahead.
+        {"JOTKIT_JWKS_MAX_AGE_SECONDS": "3600"},
+        # Without max-age the 30 s kid-miss cooldown of remote clients still counts.
+        {
+            "JOTKIT_JWKS_MAX_AGE_SECONDS": "0",
+            "JOTKIT_CLOCK_SKEW_SECONDS": "0",
+            "JOTKIT_KEY_PUBLISH_AHEAD_SECONDS": "34",
+        },
+    ],
+)
+def test_a_publish_ahead_remote_verifiers_would_miss_is_refused(environ: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=r"JOTKIT_KEY_PUBLISH_AHEAD_SECONDS.*too short"):
+        load_settings(environ=environ)
+
+
+def test_hs256_mode_publishes_no_keys_so_publish_ahead_does_not_matter() -> None:
+    secret = "s" * 32
+    load_settings(
+        environ={
+            "JOTKIT_ALGORITHM": "HS256",
+            "JOTKIT_HS256_SECRET": secret,
+            "JOTKIT_KEY_PUBLISH_AHEAD_SECONDS": "0",
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "served"),
+    [
+        ({}, ""),
+        ({"JOTKIT_ISSUER": "https://a.example/tenant/"}, "/tenant"),
+        ({"JOTKIT_ISSUER": "https://a.example/tenant", "JOTKIT_ROOT_PATH": "/"}, ""),
+        ({"JOTKIT_ISSUER": "https://a.example/t", "JOTKIT_ROOT_PATH": "/inner/"}, "/inner"),
+    ],
+)
+def test_root_path_defaults_to_the_issuers_path(environ: dict[str, str], served: str) -> None:
+    assert load_settings(environ=environ).served_path == served
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"JOTKIT_ROOT_PATH": "tenant"}, "JOTKIT_ROOT_PATH"),
+        ({"JOTKIT_ROOT_PATH": "/a?b"}, "JOTKIT_ROOT_PATH"),
+        ({"JOTKIT_ISSUER": "https://a.example/t?x=1"}, "no query or fragment"),
+        ({"JOTKIT_ISSUER": "https://a.example/t#x"}, "no query or fragment"),
+    ],
+)
+def test_paths_that_cannot_be_served_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ)

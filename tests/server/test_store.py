@@ -6,6 +6,7 @@ PostgreSQL is not reachable, and fail instead under CI=true.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from jotkit.revocation import Revocation
-from jotkit.store import Conflict, Store
+from jotkit.store import Conflict, Rotation, Store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,24 +50,73 @@ def test_emails_are_unique_case_insensitively(store: Store) -> None:
 def test_rotation_spends_the_token_and_replay_revokes_the_family(store: Store) -> None:
     _, sid = _family(store)
     now = time.time()
-    first = store.rotate("h0", "h1", now=now, idle_ttl=60, grace=0, forget_after=now + 60)
+    first = store.rotate(
+        "h0",
+        "h1",
+        sealed_successor=b"sealed h1",
+        now=now,
+        idle_ttl=60,
+        grace=0,
+        forget_after=now + 60,
+    )
     assert first.outcome == "ok"
-    replay = store.rotate("h0", "h2", now=now + 1, idle_ttl=60, grace=0, forget_after=now + 60)
+    replay = store.rotate(
+        "h0",
+        "h2",
+        sealed_successor=b"sealed h2",
+        now=now + 1,
+        idle_ttl=60,
+        grace=0,
+        forget_after=now + 60,
+    )
     assert replay.outcome == "reused"
     assert replay.revocation is not None and replay.revocation.value == sid
     assert replay.revocation.cursor > 0
-    after = store.rotate("h1", "h3", now=now + 2, idle_ttl=60, grace=0, forget_after=now + 60)
+    after = store.rotate(
+        "h1",
+        "h3",
+        sealed_successor=b"sealed h3",
+        now=now + 2,
+        idle_ttl=60,
+        grace=0,
+        forget_after=now + 60,
+    )
     assert after.outcome == "revoked"
 
 
-def test_a_replay_within_the_grace_window_is_refused_but_not_theft(store: Store) -> None:
+def test_the_previous_token_within_the_grace_gets_the_current_one_sealed(store: Store) -> None:
     _family(store)
     now = time.time()
-    store.rotate("h0", "h1", now=now, idle_ttl=60, grace=5, forget_after=now + 60)
-    late = store.rotate("h0", "h2", now=now + 1, idle_ttl=60, grace=5, forget_after=now + 60)
-    assert late.outcome == "grace" and late.revocation is None
+    store.rotate(
+        "h0",
+        "h1",
+        sealed_successor=b"sealed h1",
+        now=now,
+        idle_ttl=60,
+        grace=5,
+        forget_after=now + 60,
+    )
+    late = store.rotate(
+        "h0",
+        "h2",
+        sealed_successor=b"sealed h2",
+        now=now + 1,
+        idle_ttl=60,
+        grace=5,
+        forget_after=now + 60,
+    )
+    assert late.outcome == "previous" and late.revocation is None
+    assert late.sealed_successor == b"sealed h1"
     assert (
-        store.rotate("h1", "h3", now=now + 2, idle_ttl=60, grace=5, forget_after=now).outcome
+        store.rotate(
+            "h1",
+            "h3",
+            sealed_successor=b"sealed h3",
+            now=now + 2,
+            idle_ttl=60,
+            grace=5,
+            forget_after=now,
+        ).outcome
         == "ok"
     )
 
@@ -75,30 +125,55 @@ def test_an_expired_refresh_token_is_refused(store: Store) -> None:
     _family(store)
     later = time.time() + 61
     assert store.rotate(
-        "h0", "h1", now=later, idle_ttl=60, grace=0, forget_after=later
+        "h0",
+        "h1",
+        sealed_successor=b"sealed h1",
+        now=later,
+        idle_ttl=60,
+        grace=0,
+        forget_after=later,
     ).outcome == ("expired")
 
 
-def test_concurrent_rotations_of_one_token_let_exactly_one_through(store: Store) -> None:
-    _family(store)
-    outcomes: list[str] = []
+@pytest.mark.parametrize("grace", [0, 5])
+def test_concurrent_rotations_of_one_token_let_exactly_one_through(
+    store: Store, grace: float
+) -> None:
+    """One wins; with a grace the others wait for it and get its successor, not theft."""
+    _, sid = _family(store)
+    results: list[Rotation] = []
     barrier = threading.Barrier(8)
 
     def rotate(index: int) -> None:
         barrier.wait()
         now = time.time()
         result = store.rotate(
-            "h0", f"next-{index}", now=now, idle_ttl=60, grace=0, forget_after=now + 60
+            "h0",
+            f"next-{index}",
+            sealed_successor=f"sealed next-{index}".encode(),
+            now=now,
+            idle_ttl=60,
+            grace=grace,
+            forget_after=now + 60,
         )
-        outcomes.append(result.outcome)
+        results.append(result)
 
     threads = [threading.Thread(target=rotate, args=(i,)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    outcomes = [result.outcome for result in results]
     assert outcomes.count("ok") == 1, outcomes
-    assert set(outcomes) <= {"ok", "reused", "revoked"}
+    if grace == 0:
+        assert set(outcomes) <= {"ok", "reused", "revoked"}
+        return
+    assert outcomes.count("previous") == 7, outcomes
+    found = store.find_refresh_token("h0")
+    assert found is not None and found[3] is not None
+    (winner,) = {result.sealed_successor for result in results if result.outcome == "previous"}
+    assert winner is not None and store.find_refresh_token(winner.decode()[7:]) is not None
+    assert store.family(sid) is not None and store.family(sid).revoked_at is None  # type: ignore[union-attr]
 
 
 def test_sign_out_everywhere_revokes_each_session_and_sets_a_watermark(store: Store) -> None:
@@ -152,6 +227,26 @@ def test_migrations_are_idempotent(store: Store) -> None:
     assert store.ping()
 
 
+def test_sessions_of_the_first_schema_rotate_after_the_upgrade(store: Store) -> None:
+    """0002 adds the successor columns; sessions made before it go on (and 0002 goes back)."""
+    from alembic import command
+    from alembic.config import Config
+
+    import jotkit.store.engine
+
+    config = Config()
+    config.set_main_option("script_location", str(jotkit.store.engine._MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    _family(store)  # a session of the first schema
+    store.migrate()
+    now = time.time()
+    rotate = functools.partial(store.rotate, now=now, idle_ttl=60, grace=5, forget_after=now)
+    assert rotate("h0", "h1", sealed_successor=b"sealed h1").outcome == "ok"
+    assert rotate("h0", "h2", sealed_successor=b"sealed h2").outcome == "previous"
+
+
 def test_an_unreachable_database_raises_a_store_error() -> None:
     from jotkit.store import StoreError
 
@@ -166,7 +261,15 @@ def test_a_session_was_last_used_at_its_newest_refresh(store: Store) -> None:
     created = store.sessions(user_id, now=time.time())[0]
     assert created.id == sid and created.last_used_at == created.created_at
     later = created.created_at + 5
-    store.rotate("h0", "h1", now=later, idle_ttl=60, grace=0, forget_after=later + 60)
+    store.rotate(
+        "h0",
+        "h1",
+        sealed_successor=b"sealed h1",
+        now=later,
+        idle_ttl=60,
+        grace=0,
+        forget_after=later + 60,
+    )
     assert store.sessions(user_id, now=later)[0].last_used_at == later
 
 

@@ -153,14 +153,41 @@ def _redacted(url: str) -> str:
     type=click.FloatRange(0, _MAX_PUBLISH_AHEAD_SECONDS),
     default=None,
     callback=lambda _ctx, _param, value: _finite(value),
-    help="Seconds the new key is published before it signs [key_publish_ahead_seconds].",
+    help="Seconds the new key is published before it signs [key_publish_ahead_seconds]; "
+    "at least max(jwks_max_age_seconds, 30) + 5 + clock_skew_seconds unless --emergency.",
 )
-def rotate(config: str | None, database_url: str | None, publish_ahead: float | None) -> None:
-    """Create the server's next signing key (published now, signing after --publish-ahead)."""
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="Allow a --publish-ahead below the safe minimum (0 by default): for a compromised "
+    "key. Remote verifiers may refuse the new key's tokens until they refetch the JWKS.",
+)
+def rotate(
+    config: str | None, database_url: str | None, publish_ahead: float | None, emergency: bool
+) -> None:
+    """Create the server's next signing key (published now, signing after --publish-ahead).
+
+    \b
+    A key must be published long enough before it signs for every remote verifier to have
+    fetched it: a shorter --publish-ahead is refused (ERR_PUBLISH_AHEAD_TOO_SHORT, exit 2)
+    unless --emergency says that failing some tokens for a while is the lesser evil.
+    """
     from jotkit.server.keyring import Keyring
+    from jotkit.server.settings import min_publish_ahead
     from jotkit.store import Store
 
     settings = server_settings(config, database_url=database_url)
+    if emergency and publish_ahead is None:
+        publish_ahead = 0
+    minimum = min_publish_ahead(settings)
+    if publish_ahead is not None and publish_ahead < minimum and not emergency:
+        raise CliInputError(
+            "ERR_PUBLISH_AHEAD_TOO_SHORT",
+            f"--publish-ahead {publish_ahead:g} is under the safe minimum of {minimum} s: "
+            "remote verifiers (node jose, PyJWKClient, jotkit's guard) refetch a key set at "
+            "most every 30 s or after its max-age, so tokens the new key signs sooner would "
+            "be refused; pass --emergency to do it anyway (a compromised key)",
+        )
     with operator_errors():
         store = Store(settings.database_url)
         try:

@@ -20,7 +20,7 @@ from jotkit.guard.errors import (
     challenge,
 )
 from jotkit.guard.guard import Feed, Guard
-from jotkit.guard.jwks import RemoteJWKS, discover_jwks_uri
+from jotkit.guard.jwks import RemoteJWKS, discover_jwks_uri, metadata_url
 
 __all__ = [
     "ERRORS",
@@ -36,5 +36,6 @@ __all__ = [
     "bearer_token",
     "challenge",
     "discover_jwks_uri",
+    "metadata_url",
     "request_token",
 ]

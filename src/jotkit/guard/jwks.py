@@ -11,8 +11,11 @@ Policy, in the order it matters for a resource server:
 - when the issuer cannot be reached the last good set keeps serving for
   ``max_stale_seconds`` past its freshness, then every verification fails with
   ``ERR_JWKS_UNAVAILABLE`` (503) until a fetch succeeds;
-- with no URL, the ``jwks_uri`` comes from ``{issuer}/.well-known/openid-configuration``,
-  whose ``issuer`` must be exactly ours (OpenID Connect Discovery §4.3).
+- with no URL, the ``jwks_uri`` comes from the issuer's RFC 8414 metadata
+  (``https://host/.well-known/oauth-authorization-server/path`` for ``https://host/path``),
+  or, where that answers 404, from ``{issuer}/.well-known/oauth-authorization-server`` or
+  ``{issuer}/.well-known/openid-configuration`` (an OpenID Provider's); the document's
+  ``issuer`` must be exactly ours (RFC 8414 §3.3).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -31,7 +35,7 @@ from jotkit.guard.errors import JWKSUnavailable
 from jotkit.jose.errors import JoseError
 from jotkit.jose.keyset import KeySet
 
-__all__ = ["RemoteJWKS", "discover_jwks_uri", "download"]
+__all__ = ["RemoteJWKS", "discover_jwks_uri", "download", "metadata_url"]
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-cache|no-store)(?:$|[,\s])", re.IGNORECASE)
@@ -58,8 +62,14 @@ def download(
     return response, bytes(body)
 
 
+class _NotFound(JWKSUnavailable):
+    """A well-known document that is not there (HTTP 404): the next location may be."""
+
+
 def _get_json(client: httpx.Client, url: str, deadline_seconds: float) -> Any:
     response, body = download(client, url, {"Accept": "application/json"}, deadline_seconds)
+    if response.status_code == 404:
+        raise _NotFound(f"GET {url} answered HTTP 404")
     if response.status_code != 200:
         raise JWKSUnavailable(f"GET {url} answered HTTP {response.status_code}")
     try:
@@ -68,11 +78,36 @@ def _get_json(client: httpx.Client, url: str, deadline_seconds: float) -> Any:
         raise JWKSUnavailable(f"GET {url} did not answer JSON") from None
 
 
+def metadata_url(issuer: str, suffix: str = "oauth-authorization-server") -> str:
+    """Where ``issuer``'s RFC 8414 metadata lives: "/.well-known/" + ``suffix`` inserted
+    between the host and the issuer's path (RFC 8414 §3.1), so that several issuers on one
+    host each have their own document."""
+    parts = urlsplit(issuer)
+    path = f"/.well-known/{suffix}{parts.path.rstrip('/')}"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
 def discover_jwks_uri(client: httpx.Client, issuer: str, deadline_seconds: float = 10.0) -> str:
-    """The ``jwks_uri`` of ``issuer``'s OpenID configuration (its ``issuer`` must match, and
-    an https issuer's keys must come over https too)."""
-    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    document = _get_json(client, url, deadline_seconds)
+    """The ``jwks_uri`` of ``issuer``'s metadata: the first of its RFC 8414 location, the
+    same document appended to the issuer (a proxy may route only the issuer's path) and its
+    OpenID configuration that does not answer 404. The document's ``issuer`` must match, and
+    an https issuer's keys must come over https too."""
+    base = issuer.rstrip("/")
+    locations = dict.fromkeys(
+        (
+            metadata_url(issuer),
+            f"{base}/.well-known/oauth-authorization-server",
+            f"{base}/.well-known/openid-configuration",
+        )
+    )
+    for url in locations:
+        try:
+            document = _get_json(client, url, deadline_seconds)
+            break
+        except _NotFound:
+            continue
+    else:
+        raise JWKSUnavailable(f"no metadata for {issuer}: 404 at {', '.join(locations)}")
     if not isinstance(document, dict):
         raise JWKSUnavailable(f"{url} is not a JSON object")
     if document.get("issuer") != issuer:

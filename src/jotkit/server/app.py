@@ -27,8 +27,9 @@ from jotkit.server.keyring import Keyring
 from jotkit.server.limits import BodyLimit
 from jotkit.server.metrics import Metrics
 from jotkit.server.passwords import Passwords
+from jotkit.server.paths import IssuerPaths
 from jotkit.server.service import AuthService
-from jotkit.server.settings import Settings
+from jotkit.server.settings import KEY_RELOAD_SECONDS, Settings
 from jotkit.server.throttling import LoginCounters, RedisCounters, StoreCounters
 from jotkit.store import Store, StoreError
 
@@ -36,7 +37,6 @@ __all__ = ["build_service", "create_app"]
 
 log = logging.getLogger("jotkit.server")
 
-_KEY_RELOAD_SECONDS = 5.0
 _SYNC_SECONDS = 1.0
 _PRUNE_SECONDS = 300.0
 
@@ -80,7 +80,7 @@ async def _upkeep(service: AuthService) -> None:
         await asyncio.to_thread(service.feed.heartbeat, now=now)
         try:
             await asyncio.to_thread(service.feed.sync, now=now)
-            if time.monotonic() - last_keys >= _KEY_RELOAD_SECONDS:
+            if time.monotonic() - last_keys >= KEY_RELOAD_SECONDS:
                 last_keys = time.monotonic()
                 await asyncio.to_thread(service.refresh_keys)
                 if service.keyring.rotation_due(now=now):
@@ -125,6 +125,10 @@ def create_app(settings: Settings, *, service: AuthService | None = None) -> Fas
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.issuer_path or settings.served_path:
+        app.add_middleware(
+            IssuerPaths, public_path=settings.issuer_path, served_path=settings.served_path
+        )
     app.include_router(routes.router)
     app.include_router(oauth.router)
     app.include_router(operations.router)

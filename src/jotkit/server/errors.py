@@ -39,6 +39,7 @@ STATUS: Mapping[str, int] = {
     "insufficient_scope": 403,
     "registration_closed": 403,
     "not_found": 404,
+    "not_an_openid_provider": 404,
     "method_not_allowed": 405,
     "conflict": 409,
     "request_too_large": 413,

@@ -23,6 +23,9 @@ _COUNTERS = {
     ),
     "jotkit_refreshes_total": "Successful refresh token rotations.",
     "jotkit_refresh_failures_total": "Refresh attempts refused (unknown, expired, revoked).",
+    "jotkit_refresh_previous_total": (
+        "Previous refresh tokens presented within the reuse window (given the current one)."
+    ),
     "jotkit_refresh_reuse_detected_total": "Spent refresh tokens replayed (families revoked).",
     "jotkit_revocations_total": "Revocation feed entries written (jti, sid, user watermark).",
     "jotkit_key_rotations_total": "Signing keys created by rotation.",

@@ -13,8 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from jotkit.guard.jwks import metadata_url
 from jotkit.server.dependencies import NO_STORE, Service, bearer_credentials
 from jotkit.server.errors import ApiError, JsonResponse
+from jotkit.server.metadata import METADATA_PATH, OPENID_CONFIGURATION_PATH, metadata
 
 __all__ = ["router"]
 
@@ -93,30 +95,24 @@ async def jwks(service: Service) -> Response:
     )
 
 
-@router.get("/.well-known/openid-configuration", tags=["discovery"])
-@router.get("/.well-known/oauth-authorization-server", tags=["discovery"])
+@router.get(METADATA_PATH, tags=["discovery"])
 async def discovery(service: Service) -> JsonResponse:
-    """Server metadata (RFC 8414 / OpenID Connect Discovery) so clients find the keys."""
-    issuer = service.settings.issuer
+    """Authorization server metadata (RFC 8414) so clients find the keys and the endpoints."""
     return JsonResponse(
-        {
-            "issuer": issuer,
-            "jwks_uri": f"{issuer}/.well-known/jwks.json",
-            "token_endpoint": f"{issuer}/token/refresh",
-            "revocation_endpoint": f"{issuer}/revoke",
-            "introspection_endpoint": f"{issuer}/introspect",
-            "userinfo_endpoint": f"{issuer}/me",
-            # The token endpoint takes refresh_token grants only; a password login is
-            # POST /login with JSON, which is not RFC 6749's password grant.
-            "grant_types_supported": ["refresh_token"],
-            "token_endpoint_auth_methods_supported": ["none"],
-            "response_types_supported": [],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [service.settings.algorithm],
-            "access_token_signing_alg_values_supported": [service.settings.algorithm],
-            "revocation_feed_endpoint": f"{issuer}/revocations",
-        },
-        headers={"Cache-Control": "public, max-age=300"},
+        metadata(service.settings), headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
+@router.get(OPENID_CONFIGURATION_PATH, tags=["discovery"], status_code=404)
+async def openid_configuration(service: Service) -> JsonResponse:
+    """Always 404 ``not_an_openid_provider``: jotkit issues no ID tokens and has no
+    authorization endpoint, and a client trusting an OpenID document would try flows that
+    do not exist here. Its metadata is at /.well-known/oauth-authorization-server."""
+    where = metadata_url(service.settings.issuer)
+    raise ApiError(
+        "not_an_openid_provider",
+        "this server is an OAuth 2.0 authorization server, not an OpenID Provider (no ID "
+        f"tokens, no authorization endpoint); its RFC 8414 metadata is at {where}",
     )
 
 

@@ -80,11 +80,12 @@ def _token_answer(service: AuthService, pair: TokenPair) -> JsonResponse:
         "secure": settings.cookie_secure,
         "samesite": settings.cookie_samesite,
     }
+    prefix = settings.issuer_path  # the browser's path to this server
     answer.set_cookie(
         ACCESS_COOKIE,
         pair.access_token,
         max_age=pair.expires_in,
-        path="/",
+        path=f"{prefix}/",
         httponly=True,
         **common,
     )
@@ -92,21 +93,22 @@ def _token_answer(service: AuthService, pair: TokenPair) -> JsonResponse:
         REFRESH_COOKIE,
         pair.refresh_token,
         max_age=settings.refresh_idle_ttl_seconds,
-        path="/token",
+        path=f"{prefix}/token",
         httponly=True,
         **common,
     )
     answer.set_cookie(
-        CSRF_COOKIE, csrf, max_age=settings.refresh_idle_ttl_seconds, path="/", **common
+        CSRF_COOKIE, csrf, max_age=settings.refresh_idle_ttl_seconds, path=f"{prefix}/", **common
     )
     return answer
 
 
 def _clear_cookies(service: AuthService, response: Response) -> None:
     if service.settings.cookie_mode:
-        response.delete_cookie(ACCESS_COOKIE, path="/")
-        response.delete_cookie(REFRESH_COOKIE, path="/token")
-        response.delete_cookie(CSRF_COOKIE, path="/")
+        prefix = service.settings.issuer_path
+        response.delete_cookie(ACCESS_COOKIE, path=f"{prefix}/")
+        response.delete_cookie(REFRESH_COOKIE, path=f"{prefix}/token")
+        response.delete_cookie(CSRF_COOKIE, path=f"{prefix}/")
 
 
 @router.post("/login", tags=["tokens"])

@@ -25,6 +25,7 @@ from jotkit.server.keyring import Keyring
 from jotkit.server.metrics import Metrics
 from jotkit.server.passwords import MAX_PASSWORD_BYTES, Passwords
 from jotkit.server.settings import Settings
+from jotkit.server.successors import open_successor, seal_successor
 from jotkit.server.throttling import LoginCounters, StoreCounters
 from jotkit.store import Conflict, Family, Store, User
 
@@ -38,7 +39,6 @@ _REFRESH_FAILURES = {
     "unknown": "refresh token not recognised",
     "expired": "refresh token expired: log in again",
     "revoked": "session revoked: log in again",
-    "grace": "refresh token was just used by a concurrent request",
     "disabled": "account disabled",
 }
 
@@ -214,13 +214,18 @@ class AuthService:
         )
 
     def refresh(self, refresh_token: str, *, address: str) -> TokenPair:
-        """Rotate: spend ``refresh_token``, issue a new pair; a replay revokes its family."""
+        """Rotate: spend ``refresh_token``, issue a new pair; a replay revokes its family.
+
+        Within ``reuse_grace_seconds`` the previous token gets the current one instead
+        (docs/lifecycle.md, "The reuse window").
+        """
         now = time.time()
         key = self.keyring.signing_key(now=now)  # before the spend: an error must not cost it
         successor = secrets.token_urlsafe(32)
         rotation = self.store.rotate(
             hash_refresh_token(refresh_token),
             hash_refresh_token(successor),
+            sealed_successor=seal_successor(refresh_token, successor),
             now=now,
             idle_ttl=self.settings.refresh_idle_ttl_seconds,
             grace=self.settings.reuse_grace_seconds,
@@ -241,11 +246,22 @@ class AuthService:
                 "invalid_grant",
                 "refresh token already used: the session is revoked (possible token theft)",
             )
-        if rotation.outcome != "ok" or rotation.family is None or rotation.user is None:
+        accepted = rotation.outcome == "ok"
+        if rotation.outcome == "previous":
+            # The current token, sealed under a key only the presented token yields; a row
+            # that does not open (altered) is refused like an unknown token.
+            current = open_successor(refresh_token, rotation.sealed_successor or b"")
+            accepted, successor = current is not None, current or ""
+        if not accepted or rotation.family is None or rotation.user is None:
             self.metrics.inc("jotkit_refresh_failures_total")
-            raise ApiError("invalid_grant", _REFRESH_FAILURES[rotation.outcome])
-        self.metrics.inc("jotkit_refreshes_total")
-        _audit("refresh", user=rotation.user.id, sid=rotation.family.id)
+            reason = _REFRESH_FAILURES.get(rotation.outcome, _REFRESH_FAILURES["unknown"])
+            raise ApiError("invalid_grant", reason)
+        if rotation.outcome == "previous":
+            self.metrics.inc("jotkit_refresh_previous_total")
+            _audit("refresh_previous", user=rotation.user.id, sid=rotation.family.id)
+        else:
+            self.metrics.inc("jotkit_refreshes_total")
+            _audit("refresh", user=rotation.user.id, sid=rotation.family.id)
         return TokenPair(
             self._access_token(rotation.user, rotation.family.id, now, key),
             self.settings.access_ttl_seconds,

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ConfigError", "Settings", "default_database_url", "describe", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "default_database_url",
+    "describe",
+    "load_settings",
+    "min_publish_ahead",
+]
 
 _ASYMMETRIC_ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256", "PS256")
 
@@ -52,7 +59,18 @@ class Settings:
         metadata={"doc": "sqlite:///path/file.db (default under the data dir) or postgresql://"},
     )
     issuer: str = field(
-        default="", metadata={"doc": "iss of every token; default http://HOST:PORT"}
+        default="",
+        metadata={
+            "doc": "iss of every token, and the base of every URL the metadata "
+            "advertises (may have a path: https://host/tenant); default http://HOST:PORT"
+        },
+    )
+    root_path: str = field(
+        default="",
+        metadata={
+            "doc": "path under which requests reach the server; default the issuer's "
+            "path; '/' when a reverse proxy strips that path before forwarding"
+        },
     )
     audiences: tuple[str, ...] = field(
         default=("jotkit",), metadata={"doc": "aud of access tokens (comma-separated list)"}
@@ -76,7 +94,7 @@ class Settings:
     )
     reuse_grace_seconds: float = field(
         default=0.0,
-        metadata={"doc": "a spent refresh token replayed within this is refused, not theft"},
+        metadata={"doc": "the previous refresh token replayed within this gets the current one"},
     )
     clock_skew_seconds: int = field(
         default=60, metadata={"doc": "margin kept on revocations and retired keys"}
@@ -85,7 +103,11 @@ class Settings:
         default=30.0, metadata={"doc": "rotate the signing key automatically (0: never)"}
     )
     key_publish_ahead_seconds: int = field(
-        default=600, metadata={"doc": "a new key is in JWKS this long before it signs"}
+        default=600,
+        metadata={
+            "doc": "a new key is in JWKS this long before it signs (at least "
+            "max(jwks_max_age_seconds, 30) + 5 + clock_skew_seconds)"
+        },
     )
     jwks_max_age_seconds: int = field(
         default=300, metadata={"doc": "Cache-Control max-age of the JWKS"}
@@ -161,6 +183,35 @@ class Settings:
         """True in shared-secret mode: nothing is published in JWKS."""
         return self.algorithm == "HS256"
 
+    @property
+    def issuer_path(self) -> str:
+        """The issuer's path ("" or "/tenant"): the public prefix of every advertised URL."""
+        return urlsplit(self.issuer).path
+
+    @property
+    def served_path(self) -> str:
+        """The path prefix requests arrive with: ``root_path``, by default the issuer's path,
+        "" for "/" (a proxy that strips the prefix)."""
+        if not self.root_path:
+            return self.issuer_path
+        return self.root_path.rstrip("/")
+
+
+# A remote verifier that misses a kid refetches the JWKS at most once per cooldown: 30 s in
+# node jose's createRemoteJWKSet, PyJWT's PyJWKClient and jotkit's RemoteJWKS. One that honours
+# Cache-Control refetches after max-age. Running servers reload the key table every 5 s.
+KID_MISS_COOLDOWN_SECONDS = 30
+KEY_RELOAD_SECONDS = 5
+
+
+def min_publish_ahead(settings: Settings) -> int:
+    """The shortest time a new key must be published before it signs so that no remote
+    verifier refuses a token it signs: the longest a verifier may hold a JWKS without the key
+    (its max-age, or a kid-miss cooldown), plus the time running instances take to load the
+    key and the clock skew between them."""
+    held = max(settings.jwks_max_age_seconds, KID_MISS_COOLDOWN_SECONDS)
+    return held + KEY_RELOAD_SECONDS + settings.clock_skew_seconds
+
 
 _MAX_NUMBER = 10 * 365 * 86400  # ten years in seconds: the bound of every numeric setting
 
@@ -215,6 +266,22 @@ def _check(settings: Settings) -> None:
         "database_url", settings.database_url, ("sqlite", "postgresql", "postgresql+psycopg")
     )
     _check_url("issuer", settings.issuer, ("http", "https"), needs_host=True)
+    if urlsplit(settings.issuer).query or urlsplit(settings.issuer).fragment:
+        raise ConfigError("JOTKIT_ISSUER must have no query or fragment (RFC 8414 §2)")
+    if settings.root_path and not (
+        settings.root_path.startswith("/")
+        and settings.root_path.isprintable()
+        and not any(c in settings.root_path for c in "?#% ")
+    ):
+        raise ConfigError("JOTKIT_ROOT_PATH must be a path such as /tenant, or / for none")
+    if not settings.hs256 and settings.key_publish_ahead_seconds < min_publish_ahead(settings):
+        raise ConfigError(
+            f"JOTKIT_KEY_PUBLISH_AHEAD_SECONDS={settings.key_publish_ahead_seconds} is too "
+            f"short: remote verifiers hold a key set for up to max(JWKS max-age, "
+            f"{KID_MISS_COOLDOWN_SECONDS} s kid-miss cooldown), so tokens a new key signs "
+            f"sooner would be refused; at least {min_publish_ahead(settings)} s with these "
+            "settings (docs/lifecycle.md)"
+        )
     if settings.redis_url:
         _check_url("redis_url", settings.redis_url, ("redis", "rediss", "unix"))
     for proxy in settings.trusted_proxies:

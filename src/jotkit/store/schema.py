@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -71,6 +72,10 @@ refresh_tokens = Table(
     Column("issued_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("spent_at", Float, nullable=True),
+    # Set with spent_at: the token that replaced this one, as its hash and sealed under a key
+    # derived from this token (server/successors.py), for the reuse window.
+    Column("successor_hash", String(64), nullable=True),
+    Column("sealed_successor", LargeBinary, nullable=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
 )
 

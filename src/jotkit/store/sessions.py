@@ -37,7 +37,7 @@ class Family:
     client_address: str
 
 
-Outcome = Literal["ok", "unknown", "expired", "revoked", "reused", "grace", "disabled"]
+Outcome = Literal["ok", "previous", "unknown", "expired", "revoked", "reused", "disabled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +45,15 @@ class Rotation:
     """What presenting a refresh token did: ``outcome`` and, when known, who and which session.
 
     ``revocation`` is the feed entry written when the outcome revoked the family.
+    ``sealed_successor`` (outcome ``previous``) is the family's current refresh token, sealed
+    under a key only the presented token yields.
     """
 
     outcome: Outcome
     family: Family | None = None
     user: User | None = None
     revocation: Revocation | None = None
+    sealed_successor: bytes | None = None
 
 
 # The refresh path's statements, built once: constructing a SQLAlchemy statement per call
@@ -69,7 +72,14 @@ _SPEND_REFRESH_TOKEN = (
             refresh_tokens.c.spent_at.is_(None),
         )
     )
-    .values(spent_at=bindparam("spent_now"))
+    .values(
+        spent_at=bindparam("spent_now"),
+        successor_hash=bindparam("successor_hash"),
+        sealed_successor=bindparam("sealed_successor"),
+    )
+)
+_FIND_SUCCESSOR = select(refresh_tokens.c.spent_at, refresh_tokens.c.expires_at).where(
+    refresh_tokens.c.token_hash == bindparam("successor_hash")
 )
 _INSERT_REFRESH_TOKEN = insert(refresh_tokens).values(
     token_hash=bindparam("new_hash"),
@@ -124,6 +134,7 @@ class SessionStore(Database):
         token_hash: str,
         new_token_hash: str,
         *,
+        sealed_successor: bytes,
         now: float,
         idle_ttl: float,
         grace: float,
@@ -131,47 +142,121 @@ class SessionStore(Database):
     ) -> Rotation:
         """Spend a refresh token and store its successor, atomically.
 
-        A token spent before (outside ``grace``) is theft: its family is revoked and a ``sid``
-        revocation entry (forgotten after ``forget_after``) is written with it. Of two
-        concurrent rotations of one token exactly one gets ``ok``.
+        The reuse window (docs/lifecycle.md): the token spent just before the current one,
+        presented again within ``grace`` seconds of its spend, gets ``previous`` and the
+        current token (``sealed_successor`` as stored by the rotation that spent it). Any other
+        spent token is theft: its family is revoked and a ``sid`` revocation entry (forgotten
+        after ``forget_after``) is written with it. Of concurrent rotations of one token exactly
+        one gets ``ok``; the others are judged after it, as presentations of the previous token.
+        A family never has two unspent refresh tokens.
         """
         with self._write() as connection:
             found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
+            if found is not None and found._mapping[refresh_tokens.c.spent_at] is None:
+                rotation = self._spend(
+                    connection, found, new_token_hash, sealed_successor, now, idle_ttl, forget_after
+                )
+                if rotation is not None:
+                    return rotation
+                # A concurrent rotation of this token committed first (PostgreSQL, READ
+                # COMMITTED: this statement sees its commit): judge the token as it left it.
+                found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
             if found is None:
                 return Rotation("unknown")
             family, user = _family_and_user(found)
             if family.revoked_at is not None:
                 return Rotation("revoked", family, user)
-            spent_at = found._mapping[refresh_tokens.c.spent_at]
-            if spent_at is not None:
-                # grace 0 means none: a concurrent spend may carry a later clock than ours.
-                if grace > 0 and now - spent_at <= grace:
-                    return Rotation("grace", family, user)
-                entry = self._revoke_family(connection, family.id, "reuse", now, forget_after)
-                return Rotation("reused", family, user, entry)
-            if user.disabled:
-                entry = self._revoke_family(connection, family.id, "disabled", now, forget_after)
-                return Rotation("disabled", family, user, entry)
-            if found._mapping[refresh_tokens.c.expires_at] <= now or family.expires_at <= now:
-                return Rotation("expired", family, user)
-            # The WHERE spent_at IS NULL makes the spend atomic: on PostgreSQL a concurrent
-            # rotation waits on the row lock, then matches nothing.
-            spent = connection.execute(
-                _SPEND_REFRESH_TOKEN, {"spent_hash": token_hash, "spent_now": now}
-            )
-            if spent.rowcount != 1:
-                entry = self._revoke_family(connection, family.id, "reuse", now, forget_after)
-                return Rotation("reused", family, user, entry)
-            connection.execute(
-                _INSERT_REFRESH_TOKEN,
-                {
-                    "new_hash": new_token_hash,
-                    "new_family_id": family.id,
-                    "new_issued_at": now,
-                    "new_expires_at": min(now + idle_ttl, family.expires_at),
-                },
-            )
+            return self._replay(connection, found, family, user, now, grace, forget_after)
+
+    def _spend(
+        self,
+        connection: Connection,
+        found: Any,
+        new_token_hash: str,
+        sealed_successor: bytes,
+        now: float,
+        idle_ttl: float,
+        forget_after: float,
+    ) -> Rotation | None:
+        """Rotate an unspent token; None if a concurrent rotation spent it first."""
+        family, user = _family_and_user(found)
+        expires_at = found._mapping[refresh_tokens.c.expires_at]
+        refused = self._refusal(connection, family, user, expires_at, now, forget_after)
+        if refused is not None:
+            return refused
+        token_hash = found._mapping[refresh_tokens.c.token_hash]
+        # WHERE spent_at IS NULL makes the spend atomic: on PostgreSQL a concurrent rotation
+        # waits on the row lock, then matches nothing.
+        spent = connection.execute(
+            _SPEND_REFRESH_TOKEN,
+            {
+                "spent_hash": token_hash,
+                "spent_now": now,
+                "successor_hash": new_token_hash,
+                "sealed_successor": sealed_successor,
+            },
+        )
+        if spent.rowcount != 1:
+            return None
+        connection.execute(
+            _INSERT_REFRESH_TOKEN,
+            {
+                "new_hash": new_token_hash,
+                "new_family_id": family.id,
+                "new_issued_at": now,
+                "new_expires_at": min(now + idle_ttl, family.expires_at),
+            },
+        )
         return Rotation("ok", family, user)
+
+    def _replay(
+        self,
+        connection: Connection,
+        found: Any,
+        family: Family,
+        user: User,
+        now: float,
+        grace: float,
+        forget_after: float,
+    ) -> Rotation:
+        """A spent token presented again: the previous token within the grace, else theft."""
+        spent = found._mapping
+        successor = None
+        # grace 0 means none: a concurrent spend may carry a later clock than ours.
+        if grace > 0 and now - spent[refresh_tokens.c.spent_at] <= grace:
+            successor = connection.execute(
+                _FIND_SUCCESSOR, {"successor_hash": spent[refresh_tokens.c.successor_hash]}
+            ).first()
+        # Only the token just before the current (unspent) one; an older one is theft.
+        if successor is not None and successor.spent_at is None:
+            refused = self._refusal(
+                connection, family, user, successor.expires_at, now, forget_after
+            )
+            if refused is not None:
+                return refused
+            sealed = spent[refresh_tokens.c.sealed_successor]
+            return Rotation("previous", family, user, sealed_successor=sealed)
+        entry = self._revoke_family(connection, family.id, "reuse", now, forget_after)
+        return Rotation("reused", family, user, entry)
+
+    def _refusal(
+        self,
+        connection: Connection,
+        family: Family,
+        user: User,
+        expires_at: float,
+        now: float,
+        forget_after: float,
+    ) -> Rotation | None:
+        """Why a live token (expiring at ``expires_at``) gets no new pair, or None."""
+        if family.revoked_at is not None:
+            return Rotation("revoked", family, user)
+        if user.disabled:
+            entry = self._revoke_family(connection, family.id, "disabled", now, forget_after)
+            return Rotation("disabled", family, user, entry)
+        if expires_at <= now or family.expires_at <= now:
+            return Rotation("expired", family, user)
+        return None
 
     def find_refresh_token(
         self, token_hash: str

@@ -108,7 +108,7 @@ function showKeyFields() {
 async function serverKeys() {
   let response;
   try {
-    response = await fetch("/.well-known/jwks.json", { cache: "no-store", credentials: "omit" });
+    response = await fetch(".well-known/jwks.json", { cache: "no-store", credentials: "omit" });
   } catch {
     throw new JoseError("ERR_JWKS_UNREACHABLE", "this server's JWKS (/.well-known/jwks.json) could not be fetched");
   }
@@ -194,7 +194,8 @@ async function call(method, path, { body, bearer } = {}) {
   if (bearer) request.push(`Authorization: Bearer ${abbreviate(bearer)}`);
   if (body !== undefined) request.push(json(redacted(body)));
   try {
-    const response = await fetch(path, {
+    // Relative to the page, so that a server under a path (/tenant/) is called there.
+    const response = await fetch(`.${path}`, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
     });
     const text = await response.text();
