@@ -18,7 +18,7 @@ from jotkit.guard import (
     bearer_token,
     challenge,
 )
-from jotkit.revocation import FeedStale, Revocation, RevocationSet
+from jotkit.revocation import FeedStale, Revocation, RevocationSet, SetFull
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "jotkit"
@@ -226,6 +226,21 @@ def test_stale_feed_fails_closed_by_default(key: Key) -> None:
     assert guard.challenge(info.value).status == 503
     revocations.heard()
     assert guard.verify(token).sub == "user-1"
+
+
+def test_a_full_revocation_set_is_503_until_the_entry_not_held_expires(key: Key) -> None:
+    clock = Clock(time.time())
+    revocations = RevocationSet(max_entries=1, fail_open=True, clock=clock)
+    revocations.add(Revocation("sid", "held", clock.now + 60))
+    revocations.add(Revocation("sid", "not-held", clock.now + 120))
+    guard = make_guard(key, revocation=revocations)
+    with pytest.raises(SetFull) as info:
+        guard.verify(make_token(key))
+    answer = guard.challenge(info.value)
+    assert answer.status == 503 and answer.body["code"] == "ERR_REVOCATION_SET_FULL"
+    assert answer.headers["Retry-After"]
+    clock.now += 121
+    assert guard.verify(make_token(key)).sub == "user-1"
 
 
 def test_stale_feed_fail_open_accepts(key: Key) -> None:

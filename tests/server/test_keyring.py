@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +73,15 @@ def test_rotation_is_due_on_schedule_only(tmp_path: Path) -> None:
     assert keyring.rotation_due(now=now + 86400)
     keyring.rotate(now=now + 86400)
     assert not keyring.rotation_due(now=now + 86401)  # a pending key is not rotated again
+    store.close()
+
+
+def test_rotation_days_zero_means_never(tmp_path: Path) -> None:
+    # The documented "0: never" must load (it was refused as "must be positive").
+    keyring, store = _keyring(tmp_path, key_rotation_days=0)
+    now = 2_000_000.0
+    keyring.load(now=now)
+    assert not keyring.rotation_due(now=now + 10 * 365 * 86400)
     store.close()
 
 
@@ -176,3 +187,34 @@ def test_with_no_active_key_login_and_refresh_refuse_and_spend_nothing(tmp_path:
     set_activation(0)
     assert service.refresh(pair.refresh_token, address="t").sid == pair.sid  # still unspent
     service.store.close()
+
+
+def _rotate_in_a_process(url: str, now: float, start: Any, results: Any) -> None:
+    keyring, store = _keyring(Path("."), database_url=url)
+    keyring.load(now=now)
+    start.wait()
+    results.put(keyring.rotate(now=now + 1, publish_ahead=0) is not None)
+    store.close()
+
+
+def test_processes_rotating_at_once_on_sqlite_add_one_key(tmp_path: Path) -> None:
+    """Eight processes (``--workers`` on one SQLite file) that all saw the same newest key: the
+    check and the insert run under one BEGIN IMMEDIATE, so exactly one of them adds a key."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    first, store = _keyring(tmp_path, database_url=url)
+    now = time.time()
+    first.load(now=now)
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(8), context.Queue()
+    workers = [
+        context.Process(target=_rotate_in_a_process, args=(url, now, start, results))
+        for _ in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    added = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(60)
+    assert added.count(True) == 1
+    assert len(store.signing_keys()) == 2
+    store.close()

@@ -211,10 +211,12 @@ def test_login_failures_count_within_a_window(store: Store) -> None:
     now = time.time()
     for _ in range(3):
         store.record_failure(["account:a"], now=now, window=60)
-    assert store.throttle_status(["account:a"], now=now, window=60) == {"account:a": 3}
+    assert store.throttle_status(["account:a"], now=now, window=60) == {"account:a": (3, now + 60)}
     assert store.throttle_status(["account:a"], now=now + 61, window=60) == {}
     store.record_failure(["account:a"], now=now + 61, window=60)
-    assert store.throttle_status(["account:a"], now=now + 61, window=60) == {"account:a": 1}
+    assert store.throttle_status(["account:a"], now=now + 61, window=60) == {
+        "account:a": (1, now + 121)
+    }
     store.clear_failures("account:a")
     assert store.throttle_status(["account:a"], now=now + 61, window=60) == {}
 
@@ -290,3 +292,27 @@ def test_a_link_lost_at_commit_is_an_error_whose_outcome_is_unknown(postgres_url
         assert refused.value.outcome_unknown is False
     finally:
         store.close()
+
+
+def test_concurrent_first_failures_all_count(store: Store) -> None:
+    # Sixteen wrong passwords at once for an account never seen: select-then-insert let two
+    # of them insert (a Conflict: 503 for a wrong password) or lose a count.
+    key = f"account:{uuid.uuid4().hex}"
+    now = time.time()
+    start = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def fail() -> None:
+        start.wait()
+        try:
+            store.record_failure([key, "address:x"], now=now, window=60)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fail) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert store.throttle_status([key], now=now, window=60)[key][0] == 16

@@ -69,6 +69,7 @@ ERRORS: Mapping[str, _Rule] = {
     BadAuthorization.code: _Rule(400, "invalid_request", "invalid_request"),
     InsufficientScope.code: _Rule(403, "insufficient_scope", "insufficient_scope"),
     "ERR_REVOCATION_FEED_STALE": _Rule(503, None, "temporarily_unavailable"),
+    "ERR_REVOCATION_SET_FULL": _Rule(503, None, "temporarily_unavailable"),
     JWKSUnavailable.code: _Rule(503, None, "temporarily_unavailable"),
 }
 _INVALID_TOKEN = _Rule(401, "invalid_token", "invalid_token")

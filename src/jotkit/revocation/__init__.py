@@ -6,6 +6,13 @@
 
 from __future__ import annotations
 
-from jotkit.revocation.entries import KINDS, FeedStale, Revocation, RevocationSet
+from jotkit.revocation.entries import (
+    DEFAULT_MAX_ENTRIES,
+    KINDS,
+    FeedStale,
+    Revocation,
+    RevocationSet,
+    SetFull,
+)
 
-__all__ = ["KINDS", "FeedStale", "Revocation", "RevocationSet"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "KINDS", "FeedStale", "Revocation", "RevocationSet", "SetFull"]

@@ -14,6 +14,7 @@ valid (their ``exp`` has passed), so the set only ever holds what can still matt
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,10 +22,16 @@ from typing import Any, Literal, cast
 
 from jotkit.jose.errors import JoseError, RevokedToken
 
-__all__ = ["KINDS", "FeedStale", "Revocation", "RevocationSet"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "KINDS", "FeedStale", "Revocation", "RevocationSet", "SetFull"]
 
 Kind = Literal["jti", "sid", "sub"]
 KINDS: frozenset[str] = frozenset(("jti", "sid", "sub"))
+
+# ~160 MB of RSS (about 160 bytes an entry, benchmarks/bench_revocation_memory.py): at the
+# default 900 s access tokens, a million live entries takes a sustained ~1,000 revocations/s.
+DEFAULT_MAX_ENTRIES = 1_000_000
+# While full, an add prunes expired entries at most this often (a prune is O(entries)).
+_FULL_PRUNE_SECONDS = 1.0
 
 
 class FeedStale(JoseError):
@@ -35,6 +42,14 @@ class FeedStale(JoseError):
     """
 
     code = "ERR_REVOCATION_FEED_STALE"
+
+
+class SetFull(JoseError):
+    """The set reached ``max_entries`` and could not hold an entry that may still match a live
+    token; every token is refused (fail closed) until that entry would have expired.
+    """
+
+    code = "ERR_REVOCATION_SET_FULL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +109,29 @@ class RevocationSet:
     ``fail_open=True``, in which case it accepts what it knows. A new set has not heard from
     its feed yet: with a bound, it refuses until the first catch-up, so a restarted verifier
     never accepts a token revoked while it was down.
+
+    Memory is bounded by ``max_entries`` (None: no bound). A new entry that does not fit once
+    expired entries are pruned is not held, and the set then refuses every token (``SetFull``,
+    fail closed, whatever ``fail_open`` says) until that entry's ``forget_after`` has passed:
+    dropping it silently would accept the token it revokes. ``refused_until`` says until when.
+    Writers (``add``, ``prune``, ``entries``) may run on different threads.
     """
 
     __slots__ = (
         "_clock",
         "_jti",
+        "_last_full_prune",
         "_last_heard",
+        "_lock",
         "_monotonic",
         "_sid",
         "_sub",
         "cursor",
         "fail_open",
+        "max_entries",
         "max_staleness_seconds",
+        "not_held",
+        "refused_until",
     )
 
     def __init__(
@@ -114,6 +140,7 @@ class RevocationSet:
         *,
         max_staleness_seconds: float | None = None,
         fail_open: bool = False,
+        max_entries: int | None = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -121,9 +148,15 @@ class RevocationSet:
         self._jti: dict[str, float] = {}
         self._sid: dict[str, float] = {}
         self._sub: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
         self.cursor = 0
         self.max_staleness_seconds = max_staleness_seconds
         self.fail_open = fail_open
+        self.max_entries = max_entries
+        # 0.0 (falsy) until an entry could not be held: the hot path tests it and reads no clock.
+        self.refused_until = 0.0
+        self.not_held = 0  # entries not held because the set was full (a counter)
+        self._last_full_prune = -math.inf
         self._clock = clock
         self._monotonic = monotonic
         self._last_heard = -math.inf
@@ -132,18 +165,38 @@ class RevocationSet:
 
     def add(self, entry: Revocation) -> None:
         """Apply one entry; applying it twice is harmless (transports may replay)."""
-        if entry.kind == "jti":
-            self._jti[entry.value] = max(entry.forget_after, self._jti.get(entry.value, 0))
-        elif entry.kind == "sid":
-            self._sid[entry.value] = max(entry.forget_after, self._sid.get(entry.value, 0))
-        else:
-            old_not_before, old_forget = self._sub.get(entry.value, (0.0, 0.0))
-            self._sub[entry.value] = (
-                max(old_not_before, entry.not_before),
-                max(old_forget, entry.forget_after),
+        with self._lock:
+            if entry.cursor > self.cursor:
+                self.cursor = entry.cursor
+            table: dict[str, Any] = (
+                self._jti
+                if entry.kind == "jti"
+                else self._sid
+                if entry.kind == "sid"
+                else self._sub
             )
-        if entry.cursor > self.cursor:
-            self.cursor = entry.cursor
+            if entry.value not in table and not self._room_for_one():
+                self.not_held += 1
+                self.refused_until = max(self.refused_until, entry.forget_after)
+                return
+            if entry.kind == "sub":
+                old_not_before, old_forget = self._sub.get(entry.value, (0.0, 0.0))
+                self._sub[entry.value] = (
+                    max(old_not_before, entry.not_before),
+                    max(old_forget, entry.forget_after),
+                )
+            else:
+                table[entry.value] = max(entry.forget_after, table.get(entry.value, 0))
+
+    def _room_for_one(self) -> bool:
+        """True when one more entry fits, pruning expired ones (not too often) to make room."""
+        bound = self.max_entries
+        if bound is None or len(self) < bound:
+            return True
+        if self._monotonic() - self._last_full_prune >= _FULL_PRUNE_SECONDS:
+            self._last_full_prune = self._monotonic()
+            self._prune(self._clock())
+        return len(self) < bound
 
     def heard(self) -> None:
         """Record that the feed is alive (an entry or a heartbeat arrived)."""
@@ -160,9 +213,29 @@ class RevocationSet:
         bound = self.max_staleness_seconds
         return bound is not None and self._monotonic() - self._last_heard > bound
 
+    @property
+    def is_full(self) -> bool:
+        """True while tokens are refused because an entry could not be held."""
+        return bool(self.refused_until) and self.refused_until >= self._clock()
+
+    def _refuse_while_full(self) -> None:
+        now = self._clock()
+        with self._lock:  # an add may be raising it right now: never reset a newer deadline
+            if self.refused_until >= now:
+                raise SetFull(
+                    f"revocation set full ({self.max_entries} entries): refusing tokens until "
+                    f"{self.refused_until:.0f}, when the entries it could not hold expire"
+                )
+            self.refused_until = 0.0
+
     def prune(self, now: float | None = None) -> int:
         """Forget entries whose tokens have all expired; returns how many were dropped."""
-        now = self._clock() if now is None else now
+        with self._lock:
+            return self._prune(self._clock() if now is None else now)
+
+    def _prune(self, now: float) -> int:
+        # Under the lock: a comprehension over a dict another thread inserts into can raise
+        # "dictionary changed size during iteration".
         dropped = 0
         for table in (self._jti, self._sid):
             for value in [v for v, forget in table.items() if forget < now]:
@@ -178,11 +251,12 @@ class RevocationSet:
 
     def entries(self) -> list[Revocation]:
         """A snapshot of the live entries (cursor 0: order is not kept in memory)."""
-        return [
-            *(Revocation("jti", v, f) for v, f in self._jti.items()),
-            *(Revocation("sid", v, f) for v, f in self._sid.items()),
-            *(Revocation("sub", v, f, nb) for v, (nb, f) in self._sub.items()),
-        ]
+        with self._lock:
+            return [
+                *(Revocation("jti", v, f) for v, f in self._jti.items()),
+                *(Revocation("sid", v, f) for v, f in self._sid.items()),
+                *(Revocation("sub", v, f, nb) for v, (nb, f) in self._sub.items()),
+            ]
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """The ``Verifier`` hook: raises RevokedToken (or FeedStale) when a token must die."""
@@ -198,6 +272,8 @@ class RevocationSet:
                 f"revocation feed not heard from for {self.staleness_seconds:.1f} s "
                 f"(bound {bound:g} s); refusing tokens until it is back"
             )
+        if self.refused_until:  # 0.0 unless the set overflowed: no clock read otherwise
+            self._refuse_while_full()
         # Three dict lookups: this runs on every request, cached token or not.
         jti = claims.get("jti")
         if jti is not None and jti in self._jti:

@@ -32,6 +32,7 @@ from jotkit.server.passwords import Passwords
 from jotkit.server.paths import IssuerPaths
 from jotkit.server.service import AuthService
 from jotkit.server.settings import KEY_RELOAD_SECONDS, Settings
+from jotkit.server.throttling import LoginCounters, RedisCounters, StoreCounters
 from jotkit.store import Store, StoreError
 
 __all__ = ["build_service", "create_app"]
@@ -56,10 +57,18 @@ def build_service(settings: Settings, *, migrate: bool = True) -> AuthService:
         redis_feed = importlib.import_module("jotkit.revocation.redis")
         publisher = redis_feed.RedisPublisher(settings.redis_url)
     feed = ServerFeed(store, publisher=publisher)
+    feed.revocations.max_entries = settings.revocation_max_entries
     feed.sync(now=time.time())
     if not store.user_count():
         log.warning("no users yet: create one with `jotkit users add you@example.com`")
-    return AuthService(settings, store, keyring, feed, Metrics(), Passwords(settings))
+    metrics = Metrics()
+    window = settings.login_window_seconds
+    counters: LoginCounters = StoreCounters(store, window_seconds=window)
+    if settings.redis_url:
+        counters = RedisCounters(settings.redis_url, counters, metrics, window_seconds=window)
+    return AuthService(
+        settings, store, keyring, feed, metrics, Passwords(settings), login_counters=counters
+    )
 
 
 async def _follow_store(service: AuthService) -> None:
@@ -154,6 +163,7 @@ def create_app(
             if follower is not None:
                 await asyncio.to_thread(follower.close)
             ready.feed.close()
+            ready.login_counters.close()
             ready.store.close()
 
     app = FastAPI(

@@ -18,6 +18,9 @@ _COUNTERS = {
     "jotkit_logins_total": "Successful logins.",
     "jotkit_login_failures_total": "Failed logins (wrong password, unknown or disabled user).",
     "jotkit_login_throttled_total": "Logins refused by throttling (429).",
+    "jotkit_login_throttle_fallbacks_total": (
+        "Redis errors in login throttling (the database counts for the next 5 s)."
+    ),
     "jotkit_refreshes_total": "Successful refresh token rotations.",
     "jotkit_refresh_failures_total": "Refresh attempts refused (unknown, expired, revoked).",
     "jotkit_refresh_previous_total": (

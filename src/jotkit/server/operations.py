@@ -43,6 +43,16 @@ async def metrics(request: Request, service: Service) -> PlainTextResponse:
             ),
             ("jotkit_revocation_entries", "Live revocation entries in memory.", len(revocations)),
             (
+                "jotkit_revocation_set_full",
+                "1 while tokens are refused because the revocation set is full.",
+                int(revocations.is_full),
+            ),
+            (
+                "jotkit_revocation_entries_not_held",
+                "Revocation entries not held because the set was full (since start).",
+                revocations.not_held,
+            ),
+            (
                 "jotkit_signing_keys",
                 "Published signing keys.",
                 len(service.keyring.verification_keys),

@@ -18,7 +18,7 @@ from typing import Any
 
 from jotkit.guard import Claims, Guard
 from jotkit.jose import JoseError, Key, jwt
-from jotkit.revocation import Revocation
+from jotkit.revocation import Revocation, SetFull
 from jotkit.server.errors import ApiError
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
@@ -26,6 +26,7 @@ from jotkit.server.metrics import Metrics
 from jotkit.server.passwords import MAX_PASSWORD_BYTES, Passwords
 from jotkit.server.settings import Settings
 from jotkit.server.successors import open_successor, seal_successor
+from jotkit.server.throttling import LoginCounters, StoreCounters
 from jotkit.store import Conflict, Family, Store, User
 
 __all__ = ["ACCESS_COOKIE", "AuthService", "TokenPair", "hash_refresh_token"]
@@ -81,10 +82,16 @@ class AuthService:
         feed: ServerFeed,
         metrics: Metrics,
         passwords: Passwords,
+        *,
+        login_counters: LoginCounters | None = None,
     ) -> None:
         """Wire the parts; ``guard`` checks this server's own access tokens, as any resource
-        server's guard would (same policy, same revocation set), minus the remote JWKS."""
+        server's guard would (same policy, same revocation set), minus the remote JWKS.
+        Failed logins are counted in the store unless ``login_counters`` says otherwise."""
         self.settings = settings
+        self.login_counters = login_counters or StoreCounters(
+            store, window_seconds=settings.login_window_seconds
+        )
         self.store = store
         self.keyring = keyring
         self.feed = feed
@@ -153,18 +160,16 @@ class AuthService:
         settings = self.settings
         now = time.time()
         account, by_address = f"account:{email.lower()}", f"address:{address}"
-        counted = self.store.throttle_status(
-            (account, by_address), now=now, window=settings.login_window_seconds
-        )
-        if (
-            counted.get(account, 0) >= settings.login_max_failures_per_account
-            or counted.get(by_address, 0) >= settings.login_max_failures_per_address
-        ):
+        counted = self.login_counters.status((account, by_address), now=now)
+        limits = {
+            account: settings.login_max_failures_per_account,
+            by_address: settings.login_max_failures_per_address,
+        }
+        # The window ends of the keys at their limit: a login waits for the last of them.
+        throttled = [ends for key, (n, ends) in counted.items() if n >= limits[key]]
+        if throttled:
             self.metrics.inc("jotkit_login_throttled_total")
-            starts = [
-                self.store.window_start(k) or now for k in (account, by_address) if k in counted
-            ]
-            retry = max(1, int(min(starts) + settings.login_window_seconds - now) + 1)
+            retry = max(1, int(max(throttled) - now) + 1)
             _audit("login_throttled", address=address)
             raise ApiError(
                 "too_many_attempts",
@@ -180,14 +185,12 @@ class AuthService:
             user.password_hash if user else None, password[:MAX_PASSWORD_BYTES]
         )
         if user is None or not matched or user.disabled:
-            self.store.record_failure(
-                (account, by_address), now=now, window=settings.login_window_seconds
-            )
+            self.login_counters.record_failure((account, by_address), now=now)
             self.metrics.inc("jotkit_login_failures_total")
             _audit("login_failed", user=user.id if user else None, address=address)
             raise ApiError("invalid_credentials", "wrong email or password")
-        if counted.get(account):
-            self.store.clear_failures(account)
+        if account in counted:
+            self.login_counters.clear(account, now=now)
         if self.passwords.needs_rehash(user.password_hash):
             self.store.update_user(user.email, password_hash=self.passwords.hash(password))
         key = self.keyring.signing_key(now=now)  # before the session exists: no orphan on error
@@ -327,6 +330,10 @@ class AuthService:
             if kind == "access_token" and token.count(".") == 2:
                 try:
                     return self.verifier.verify(token), None
+                except SetFull as exc:
+                    # Not "no such token": a revoke answered 200 would write nothing, and the
+                    # token would stay valid wherever the set has room.
+                    raise ApiError("unavailable", str(exc), headers={"Retry-After": "5"}) from None
                 except JoseError:
                     continue
             if kind == "refresh_token":

@@ -172,7 +172,15 @@ class Settings:
     argon2_memory_kib: int = field(default=65536, metadata={"doc": "argon2id memory (KiB)"})
     argon2_parallelism: int = field(default=4, metadata={"doc": "argon2id lanes"})
     redis_url: str = field(
-        default="", metadata={"doc": "redis://... to publish the revocation feed over Redis"}
+        default="",
+        metadata={"doc": "redis://... to publish the revocation feed and count failed logins"},
+    )
+    revocation_max_entries: int = field(
+        default=1_000_000,
+        metadata={
+            "doc": "live revocation entries held in memory; past it tokens get 503 until "
+            "the entries not held expire (docs/revocation.md)"
+        },
     )
     feed_poll_seconds: float = field(
         default=0.02,
@@ -270,13 +278,13 @@ def _check(settings: Settings) -> None:
         "refresh_idle_ttl_seconds",
         "refresh_absolute_ttl_seconds",
         "max_body_bytes",
-        "key_rotation_days",
         "heartbeat_seconds",
         "feed_poll_seconds",
         "login_window_seconds",
         "database_pool_connections",
         "workers",
         "keep_alive_timeout_seconds",
+        "revocation_max_entries",
     )
     for name in positive:
         if getattr(settings, name) <= 0:

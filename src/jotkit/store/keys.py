@@ -53,10 +53,15 @@ class KeyStore(Database):
         """
         with self._write() as connection:
             if connection.dialect.name == "postgresql":
-                # Serializes rotations across instances; on SQLite the write lock does it.
+                # Serializes rotations across instances.
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ROTATION_LOCK_ID}
                 )
+            else:
+                # pysqlite would BEGIN (deferred) only at the INSERT, after the check: two
+                # processes on one file (``--workers``) both passed it and added two keys.
+                # IMMEDIATE takes the file's write lock before the check.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             newest = connection.execute(
                 select(signing_keys.c.kid)
                 .order_by(signing_keys.c.activates_at.desc(), signing_keys.c.kid.desc())
