@@ -31,7 +31,7 @@ __all__ = ["decode_claims", "peek", "sign", "verify"]
 
 def decode_claims(payload_segment: str) -> dict[str, Any]:
     """Decode a JWT payload segment into its claims object (strict JSON, an object)."""
-    return _parse_claims(b64decode(payload_segment))
+    return _parse_claims(b64decode(payload_segment, "the payload"))
 
 
 def _parse_claims(payload: bytes) -> dict[str, Any]:
