@@ -11,7 +11,7 @@ OTHER_PYTHONS ?= 3.12 3.13
 # uv uses this machine's interpreters only; it never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run lint test test-pythons upgrade bench clean
+.PHONY: install run lint test test-pythons upgrade bench fuzz clean
 
 # uv itself, pinned with hashes, in a venv of its own so that syncing .venv never removes it.
 $(UV): tools/uv-requirements.txt
@@ -26,8 +26,8 @@ run: install
 	$(BIN)/jotkit serve $(ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples fuzz
+	$(BIN)/ruff format --check src tests benchmarks examples fuzz
 	$(BIN)/mypy
 
 test: lint
@@ -61,5 +61,15 @@ bench: install
 	$(BIN)/python benchmarks/bench_propagation.py
 	$(BIN)/python benchmarks/bench_scale.py
 
+# Coverage-guided fuzzing of the JOSE core (atheris, the lock's `fuzz` group) in a venv of its
+# own, for FUZZ_SECONDS (default 300); not part of `make test` or CI. Findings are written as
+# crash-* files and make the run fail; fuzz/corpus/ keeps what it learnt for the next run.
+FUZZ_SECONDS ?= 300
+fuzz: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV)-fuzz $(UV) sync --frozen --no-dev --group fuzz --quiet \
+	  --python $(PYTHON)
+	$(VENV)-fuzz/bin/python fuzz/fuzz_jose.py -max_total_time=$(FUZZ_SECONDS) \
+	  -print_final_stats=1 -artifact_prefix=fuzz/ fuzz/corpus
+
 clean:
-	rm -rf $(VENV) $(VENV)-3.* $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-3.* $(VENV)-fuzz $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

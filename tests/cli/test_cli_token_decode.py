@@ -206,7 +206,8 @@ def test_decode_escapes_terminal_control_characters_from_the_token() -> None:
     [
         ("not-a-token", "ERR_JWS_MALFORMED"),
         ("a.b", "ERR_JWS_MALFORMED"),
-        ("e30.e30.sig.extra.parts", "ERR_JWS_MALFORMED"),
+        ("e30.e30.sig.extra.parts", "ERR_JWE_NOT_SUPPORTED"),
+        ('{"payload":"e30","signatures":[]}', "ERR_JWS_JSON_SERIALIZATION"),
         ("!!!.e30.sig", "ERR_JWS_MALFORMED"),
         ("e30.bm90IGpzb24.sig", "ERR_JWT_CLAIMS_INVALID"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -37,6 +38,11 @@ def _seg(obj: object) -> str:
 
 def _raw_seg(text: str) -> str:
     return b64encode(text.encode())
+
+
+def _lenient(text: str) -> bytes:
+    """What a lenient decoder makes of ``text`` (the padding added, unused bits ignored)."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _hs256(header_seg: str, payload_seg: str, secret: bytes = SECRET) -> str:
@@ -140,10 +146,10 @@ def test_string_algorithms_is_a_one_element_list_not_a_substring(hs_key: Key) ->
 # -- strict parsing ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("count", [1, 2, 4, 5])
+@pytest.mark.parametrize("count", [1, 2, 4, 6])
 def test_wrong_segment_count_rejected(hs_key: Key, count: int) -> None:
     good = jws.sign(b"{}", hs_key).split(".")
-    parts = [*good, "e30", "e30"][:count]
+    parts = [*good, "e30", "e30", "e30"][:count]
     _assert_raises(MalformedToken, "ERR_JWS_MALFORMED", jws.verify, ".".join(parts), hs_key)
 
 
@@ -194,7 +200,7 @@ def test_non_canonical_signature_spelling_rejected(es_key: Key, hs_key: Key, whi
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     tweaked = sig[:-1] + alphabet[alphabet.index(sig[-1]) ^ 1]
     token = f"{head}.{payload}.{tweaked}"
-    assert b64decode(tweaked) == b64decode(sig)  # what makes it a second spelling
+    assert _lenient(tweaked) == b64decode(sig)  # what makes it a second spelling
     verifier = key.public() if which == "es" else key
     _assert_raises(InvalidSignature, "ERR_JWS_SIGNATURE_INVALID", jws.verify, token, verifier)
 

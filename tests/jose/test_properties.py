@@ -183,7 +183,7 @@ _WEIRD_ALGS = st.sampled_from(
 )
 _header_names = (
     st.sampled_from(
-        ["alg", "crit", "kid", "typ", "cty", "b64", "jwk", "jku", "x5c", "x5u", "zip", "enc"]
+        ["alg", "crit", "kid", "typ", "cty", "b64", "jwk", "jku", "x5c", "x5u", "zip", "enc", "epk"]
     )
     | _text
 )
@@ -221,6 +221,9 @@ def _hand_signed(header_json: bytes, payload_json: bytes, secret: bytes) -> str:
     return f"{signing_input}.{b64encode(mac)}"
 
 
+# Header members that only a JWE has (RFC 7516, RFC 7518 §4): refused on the JWS path.
+_JWE_MEMBERS = {"enc", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c"}
+_REFUSED_MEMBERS = {"crit", "kid", "typ", "cty", "b64"} | _JWE_MEMBERS
 SECRET = os.urandom(32)
 HS_NO_KID = Key.from_secret(SECRET, alg="HS256")
 
@@ -236,7 +239,7 @@ def test_hostile_headers_are_refused_unless_plain_hs256(header: dict[str, Any]) 
         plain = (
             header.get("alg") == "HS256"
             and type(header.get("alg")) is str
-            and not ({"crit", "kid", "typ", "cty", "b64"} & header.keys())
+            and not (_REFUSED_MEMBERS & header.keys())
         )
         # A header with nothing but a string alg "HS256" and unknown extras must be accepted
         # (NaN/Infinity anywhere in it is the only other reason to refuse).
@@ -244,7 +247,7 @@ def test_hostile_headers_are_refused_unless_plain_hs256(header: dict[str, Any]) 
             raise
         return
     assert type(header.get("alg")) is str and header["alg"] == "HS256"
-    assert "crit" not in header
+    assert not ({"crit"} | _JWE_MEMBERS) & header.keys()
     assert result == claims
 
 

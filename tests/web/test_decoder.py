@@ -136,14 +136,25 @@ def test_claim_name_lists_are_the_cores(decoder: Any) -> None:
     [
         ("abc", "a compact JWS has 3 segments, this has 1"),
         ("a.b.c.d.e", "encrypted JWE"),
+        ('{"payload":"e30","signatures":[]}', "JSON serialization"),
         ("eyJ+.e30.", "not strict unpadded base64url"),
+        # {"alg":"HS256","x":12} spelt with a stray bit in its last character ("Q" -> "R")
+        ("eyJhbGciOiJIUzI1NiIsIngiOjEyfR.e30.", "header is not canonical base64url"),
         (b64encode(b"[1]") + ".e30.", "header must be a JSON object"),
         (
             b64encode(b'{"alg":"HS256"}') + "." + b64encode(b"not json") + ".",
             "payload is not valid JSON",
         ),
     ],
-    ids=["one-segment", "jwe", "padding-alphabet", "array-header", "non-json-payload"],
+    ids=[
+        "one-segment",
+        "jwe",
+        "json-serialization",
+        "padding-alphabet",
+        "non-canonical",
+        "array-header",
+        "non-json-payload",
+    ],
 )
 def test_malformed_tokens_say_why(decoder: Any, token: str, message: str) -> None:
     paste_token(decoder, token)

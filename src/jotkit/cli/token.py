@@ -116,9 +116,8 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
         text = read_token(token_text, max_bytes=DECODE_MAX_TOKEN_BYTES)
         try:
             header, claims = jwt.peek(text, max_token_bytes=DECODE_MAX_TOKEN_BYTES)
-        except JoseError as exc:
-            hint = " (5 segments is an encrypted JWE, not a JWS)" if text.count(".") == 4 else ""
-            raise CliError(exc.code, f"not a decodable JWT: {exc}{hint}") from None
+        except JoseError as exc:  # a JWE or a JSON serialization is named by its code
+            raise CliError(exc.code, f"not a decodable JWT: {exc}") from None
         now = time.time()
         times = describe_times(claims, now)
         warnings = detect_warnings(header, claims, now, len(text))

@@ -74,9 +74,10 @@ def _member(jwk: Mapping[str, Any], name: str) -> bytes:
     if not isinstance(value, str):
         raise InvalidKey(f"JWK member {name!r} is missing or not a string")
     try:
-        return b64decode(value)
-    except JoseError:
-        raise InvalidKey(f"JWK member {name!r} is not base64url") from None
+        # Canonical too: a member with two spellings is one key with two JWKs.
+        return b64decode(value, f"JWK member {name!r}")
+    except JoseError as exc:
+        raise InvalidKey(str(exc)) from None
 
 
 def _uint(jwk: Mapping[str, Any], name: str) -> int:

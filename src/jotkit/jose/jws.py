@@ -18,7 +18,14 @@ from typing import Any
 import orjson
 
 from jotkit.jose.algorithms import ALGORITHMS, Algorithm
-from jotkit.jose.b64 import PADDING, URL_TO_STD, b64decode, b64encode, b64encode_bytes
+from jotkit.jose.b64 import (
+    CANONICAL_TAILS,
+    PADDING,
+    URL_TO_STD,
+    b64decode,
+    b64encode,
+    b64encode_bytes,
+)
 from jotkit.jose.errors import (
     InvalidSignature,
     JoseError,
@@ -37,9 +44,11 @@ DEFAULT_MAX_TOKEN_BYTES = 8192
 _HEADER_MEMO_SIZE = 256
 # Header members whose value, if present, must be a string for us to reason about it.
 _STRING_MEMBERS = ("kid", "typ", "cty")
-# Last characters whose unused low bits are zero, by segment length mod 4 (RFC 4648 §3.5):
-# 2 characters carry 8 bits (4 unused), 3 carry 16 (2 unused).
-_CANONICAL_TAILS = (None, None, frozenset(b"AQgw"), frozenset(b"AEIMQUYcgkosw048"))
+# Header members that only a JWE has (RFC 7516 §4.1.2-4.1.3, RFC 7518 §4.6.1, §4.7.1, §4.8.1):
+# a "JWS" carrying one was built to be decrypted, or by a producer that confuses the two, and
+# a verifier must not guess which (RFC 8725bis). "zip" is among them: a JWS payload is never
+# compressed, and inflating one is a decompression bomb on the verify path.
+_JWE_MEMBERS = frozenset({"enc", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,7 @@ def decode_header(segment: str | bytes) -> dict[str, Any]:
     try:
         # Decode as UTF-8 ourselves (RFC 8725 §3.7): json.loads(bytes) would also guess UTF-16.
         header = json.loads(
-            b64decode(segment).decode("utf-8"),
+            b64decode(segment, "the header").decode("utf-8"),
             object_pairs_hook=_refuse_duplicates,
             parse_constant=_refuse_constant,
         )
@@ -81,14 +90,41 @@ def decode_header(segment: str | bytes) -> dict[str, Any]:
     return header
 
 
+def _shape_error(data: bytes, count: int) -> MalformedToken:
+    """The error for a token that is not a 3-segment compact JWS, naming what it is instead."""
+    if data.lstrip()[:1] == b"{":
+        return MalformedToken(
+            "this is a JWS in the JSON serialization (RFC 7515 §7.2); only the compact "
+            "serialization is verified",
+            code="ERR_JWS_JSON_SERIALIZATION",
+        )
+    if count == 5:
+        return MalformedToken(
+            "5 segments: this is an encrypted JWE (RFC 7516), not a signed JWS; "
+            "JWE is not supported",
+            code="ERR_JWE_NOT_SUPPORTED",
+        )
+    return MalformedToken(f"a compact JWS has 3 segments, this has {count}")
+
+
 def _parse_header(segment: bytes) -> tuple[dict[str, Any], Algorithm]:
-    """Decode a protected header and check what it asks for: a known ``alg``, no ``crit``."""
+    """Decode a protected header and check what it asks for: a known ``alg`` (compared
+    case-sensitively, RFC 7515 §4.1.1), no ``crit``, no JWE member."""
     header = decode_header(segment)
+    jwe_members = _JWE_MEMBERS.intersection(header)
+    if jwe_members:
+        raise MalformedToken(
+            f"the header has JWE member(s) {sorted(jwe_members)}: this is not a plain JWS "
+            "(JWE and compressed payloads are not supported)",
+            code="ERR_JWE_NOT_SUPPORTED",
+        )
     name = header.get("alg")
     if type(name) is not str:
         raise MalformedToken('the header has no string "alg"')
     alg = ALGORITHMS.get(name)
     if alg is None:
+        # RFC 7515 §4.1.1: "alg" is case-sensitive, so "None" or "hs256" is no algorithm at
+        # all; "none" in any case gets the same code and its own message.
         if name.lower() == "none":
             raise UnsupportedAlgorithm('alg "none" (unsigned tokens) is never accepted')
         raise UnsupportedAlgorithm(f"unsupported algorithm {name[:32]!r}")
@@ -183,8 +219,7 @@ def _verify_compact(
     try:
         header_segment, payload_segment, signature_segment = data.split(b".")
     except ValueError:
-        count = data.count(b".") + 1
-        raise MalformedToken(f"a compact JWS has 3 segments, this has {count}") from None
+        raise _shape_error(data, data.count(b".") + 1) from None
     try:
         memo = keys._header_memo
     except AttributeError:
@@ -195,26 +230,34 @@ def _verify_compact(
         if algorithms is not None:
             _refuse_unlisted(alg.name, algorithms)
     else:
+        if header_segment.lstrip()[:1] == b"{":  # JSON serialization with exactly two dots
+            raise _shape_error(data, 3)
         header, alg, candidates = _route(header_segment, keys, algorithms)
     signing_input = data[: len(header_segment) + len(payload_segment) + 1]
     # b64decode, inlined for both segments, and the signature checked here rather than in a
     # helper: after a 20-500 µs primitive this path runs on cold caches, where it read
     # 0.2-0.3 µs less overhead than through those calls, for every asymmetric algorithm
-    # (benchmarks/README.md).
+    # (benchmarks/README.md). Each length mod 4 is taken once for the padding and the
+    # canonical check.
+    payload_rest = len(payload_segment) & 3
+    signature_rest = len(signature_segment) & 3
     try:
         payload = a2b_base64(
-            payload_segment.translate(URL_TO_STD) + PADDING[len(payload_segment) & 3],
-            strict_mode=True,
+            payload_segment.translate(URL_TO_STD) + PADDING[payload_rest], strict_mode=True
         )
         signature = a2b_base64(
-            signature_segment.translate(URL_TO_STD) + PADDING[len(signature_segment) & 3],
-            strict_mode=True,
+            signature_segment.translate(URL_TO_STD) + PADDING[signature_rest], strict_mode=True
         )
     except ValueError:
-        raise MalformedToken("segment is not strict unpadded base64url") from None
+        raise MalformedToken("the payload or signature is not strict unpadded base64url") from None
     # A non-canonical spelling (non-zero unused bits in the last character) would be a second
-    # text for one signature; checking the last character costs ~50 ns.
-    tail = _CANONICAL_TAILS[len(signature_segment) & 3]
+    # text for one payload or one signature (b64.is_canonical, inlined: ~40 ns each).
+    tail = CANONICAL_TAILS[payload_rest]
+    if tail is not None and payload_segment[-1] not in tail:
+        raise MalformedToken(
+            "the payload is not canonical base64url (its last character has non-zero unused bits)"
+        )
+    tail = CANONICAL_TAILS[signature_rest]
     if tail is not None and signature_segment[-1] not in tail:
         raise InvalidSignature("the signature is not canonical base64url")
     if alg.kty == "oct":
@@ -272,6 +315,12 @@ def _encoded_header(key: Key, name: str, typ: str | None, extra: Mapping[str, An
             raise KeyMismatch("the header's alg differs from the signing algorithm")
         if "crit" in extra or extra.get("b64", True) is not True:
             raise MalformedToken("critical extensions are not supported when signing")
+        if _JWE_MEMBERS.intersection(extra):
+            raise MalformedToken(
+                f"JWE header members {sorted(_JWE_MEMBERS.intersection(extra))} cannot be "
+                "signed into a JWS (the verifier refuses them)",
+                code="ERR_JWE_NOT_SUPPORTED",
+            )
         protected.update(extra)
         protected["alg"] = name
         protected = {k: v for k, v in protected.items() if v is not None}

@@ -22,7 +22,13 @@ from jotkit.jose.claims import (
     sensitive_claims,
 )
 from jotkit.jose.errors import InvalidClaim, JoseError, KeyMismatch, MalformedToken, TokenTooLarge
-from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES, _sign_compact, _verify_compact, decode_header
+from jotkit.jose.jws import (
+    DEFAULT_MAX_TOKEN_BYTES,
+    _shape_error,
+    _sign_compact,
+    _verify_compact,
+    decode_header,
+)
 from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
 
@@ -31,7 +37,7 @@ __all__ = ["decode_claims", "peek", "sign", "verify"]
 
 def decode_claims(payload_segment: str) -> dict[str, Any]:
     """Decode a JWT payload segment into its claims object (strict JSON, an object)."""
-    return _parse_claims(b64decode(payload_segment))
+    return _parse_claims(b64decode(payload_segment, "the payload"))
 
 
 def _parse_claims(payload: bytes) -> dict[str, Any]:
@@ -151,7 +157,7 @@ def peek(
     if len(token) > max_token_bytes:
         raise TokenTooLarge(f"token is {len(token)} bytes, over the {max_token_bytes}-byte cap")
     parts = token.split(".")
-    if len(parts) != 3:
-        raise MalformedToken(f"a compact JWS has 3 segments, this has {len(parts)}")
+    if len(parts) != 3 or parts[0].lstrip()[:1] == "{":
+        raise _shape_error(token.encode(), len(parts))
     header = decode_header(parts[0])
     return header, decode_claims(parts[1])

@@ -29,6 +29,7 @@ from jotkit.jose.jwk import (
     material_from_jwk,
     refuse_asymmetric_secret,
 )
+from jotkit.jose.roca import has_roca_fingerprint
 
 __all__ = ["MAX_RSA_BITS", "MIN_RSA_BITS", "Key"]
 
@@ -208,6 +209,13 @@ class Key:
                 raise InvalidKey(
                     f"RSA key of {material.key_size} bits refused "
                     f"({MIN_RSA_BITS} to {MAX_RSA_BITS} bits)"
+                )
+            public = material if isinstance(material, rsa.RSAPublicKey) else material.public_key()
+            if has_roca_fingerprint(public.public_numbers().n):
+                raise InvalidKey(
+                    "this RSA key has the ROCA fingerprint (CVE-2017-15361, Infineon RSALib): "
+                    "its private key can be computed from its public key; replace the key",
+                    code="ERR_JWK_ROCA",
                 )
             return cls(material, kty="RSA", alg=alg, kid=kid)
         if isinstance(material, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):

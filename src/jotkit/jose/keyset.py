@@ -22,7 +22,8 @@ class KeySet:
     __slots__ = ("_by_kid", "_header_memo", "_keys")
 
     def __init__(self, keys: Iterable[Key]) -> None:
-        """Hold ``keys``; two keys with one ``kid`` are refused (the choice would be ambiguous)."""
+        """Hold ``keys``; two keys with one ``kid`` are refused (the choice would be ambiguous),
+        and so is a set whose verifying keys mix HMAC secrets with public-key keys."""
         self._keys = tuple(keys)
         self._by_kid: dict[str, Key] = {}
         for key in self._keys:
@@ -32,6 +33,17 @@ class KeySet:
                 if key.kid in self._by_kid:
                     raise InvalidKey(f"two keys share kid {key.kid!r}")
                 self._by_kid[key.kid] = key
+        # With a shared secret beside public keys, the token's own "alg" and "kid" would pick
+        # HMAC for a token meant for a public key: anyone holding the secret (every party it
+        # is shared with) could then pass as the public key's signer (Wycheproof's mixed JWK
+        # Set case). A key that cannot verify (use "enc") cannot be picked and is left alone.
+        if len({key.kty == "oct" for key in self._keys if key._verify_algs}) > 1:
+            raise InvalidKey(
+                "this key set mixes HMAC secrets (oct) with public-key keys: a verifier could "
+                "be made to check a token meant for a public key with a shared secret; keep "
+                "them in separate sets",
+                code="ERR_JWKS_MIXED_KEY_TYPES",
+            )
         self._header_memo: dict[bytes, Any] = {}
 
     @classmethod
@@ -39,6 +51,7 @@ class KeySet:
         cls, jwks: Mapping[str, Any] | str | bytes, *, public_only: bool = False
     ) -> KeySet:
         """Parse a JWK Set; keys of unknown type or with bad members are skipped (RFC 7517 §5).
+        A set that mixes ``oct`` secrets with public keys is refused (ERR_JWKS_MIXED_KEY_TYPES).
 
         ``public_only`` is for a set fetched from someone else (an issuer's ``jwks_uri``): its
         ``oct`` keys are skipped, since a shared secret that was published lets its readers

@@ -36,14 +36,19 @@ export class JoseError extends Error {
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
-export function b64urlDecode(segment, what = "segment") {
+export function b64urlDecode(segment, what = "segment", nonCanonicalCode = "ERR_JWS_MALFORMED") {
   // Strict (RFC 7515 §2): no padding, no "+" or "/", no whitespace, as jose/b64.py.
   if (!BASE64URL.test(segment) || segment.length % 4 === 1) {
     throw new JoseError("ERR_JWS_MALFORMED", `the ${what} is not strict unpadded base64url`);
   }
   const standard = segment.replaceAll("-", "+").replaceAll("_", "/");
   const binary = atob(standard + "===".slice((segment.length + 3) % 4));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  // Canonical (RFC 4648 §3.5): one spelling per value, no stray bits in the last character.
+  if (b64urlEncode(bytes) !== segment) {
+    throw new JoseError(nonCanonicalCode, `the ${what} is not canonical base64url (its last character has non-zero unused bits)`);
+  }
+  return bytes;
 }
 
 export function b64urlEncode(bytes) {
@@ -141,8 +146,11 @@ export function splitToken(token) {
 
 export function decode(token) {
   const parts = splitToken(token);
+  if (token.trim().startsWith("{")) {
+    throw new JoseError("ERR_JWS_JSON_SERIALIZATION", "this is a JWS in the JSON serialization (RFC 7515 §7.2); only the compact serialization is read here");
+  }
   if (parts.length === 5) {
-    throw new JoseError("ERR_JWS_MALFORMED", "5 segments: this is an encrypted JWE, not a JWS; it cannot be read without the decryption key");
+    throw new JoseError("ERR_JWE_NOT_SUPPORTED", "5 segments: this is an encrypted JWE, not a JWS; it cannot be read without the decryption key");
   }
   if (parts.length !== 3) {
     throw new JoseError("ERR_JWS_MALFORMED", `a compact JWS has 3 segments, this has ${parts.length}`);
@@ -601,9 +609,8 @@ export async function verify(token, keySource, policy = {}, now = Date.now() / 1
   const keys = candidates(keySource, header);
   // The payload's encoding is checked before any signature work, its JSON only after (as core).
   b64urlDecode(parts[1], "payload");
-  const signature = b64urlDecode(parts[2], "signature");
-  // One token, one spelling: a signature with stray bits is refused (jws._check_signature).
-  if (b64urlEncode(signature) !== parts[2]) throw new JoseError("ERR_JWS_SIGNATURE_INVALID", "the signature is not canonical base64url");
+  // One token, one spelling: a signature with stray bits is a signature error, as in the core.
+  const signature = b64urlDecode(parts[2], "signature", "ERR_JWS_SIGNATURE_INVALID");
   const signingInput = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
   let verifiedBy = null;
   let lastError = null;
