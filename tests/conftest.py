@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from servers import ServerProcess, require_service, start_server
+from servers import ServerProcess, postgres_schema, start_server
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -19,19 +19,8 @@ def postgres_url() -> Iterator[str]:
 
     Skips where PostgreSQL is not reachable (fails under CI=true).
     """
-    from sqlalchemy import create_engine, text
-
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    schema = f"jotkit_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(PG_URL) as url:
+        yield url
 
 
 ADMIN_TOKEN = "test-admin-token-" + "a" * 32

@@ -6,6 +6,7 @@ subprocess, waits for /readyz and returns a ``ServerProcess``; ``stop()`` ends i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ FAST_ARGON2 = {"JOTKIT_ARGON2_MEMORY_KIB": "8192", "JOTKIT_ARGON2_TIME_COST": "1
 DEFAULT_USERS = {"alice@example.com": "correct horse battery"}
 # A deadline for things that must happen, not a speed requirement: generous on a busy machine.
 DEADLINE_SECONDS = 30.0
+# Start-up imports alembic and SQLAlchemy: ~1 s idle, past 30 s on a machine shared by many runs.
+READY_SECONDS = 90.0
 
 
 def skip_or_fail(reason: str) -> None:
@@ -43,6 +47,25 @@ def require_service(name: str, host: str, port: int) -> None:
         socket.create_connection((host, port), timeout=1).close()
     except OSError:
         skip_or_fail(f"{name} is not reachable at {host}:{port}")
+
+
+@contextlib.contextmanager
+def postgres_schema(database_url: str) -> Iterator[str]:
+    """A URL into a fresh schema of the PostgreSQL database at ``database_url``, dropped
+    afterwards. Skips where PostgreSQL is not reachable (fails under CI=true)."""
+    from sqlalchemy import create_engine, text
+
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"jotkit_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(database_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def free_port() -> int:
@@ -134,7 +157,7 @@ def start_server(
             [JOTKIT, "serve", *args], stdout=log, stderr=subprocess.STDOUT, env=full_env
         )
     server = ServerProcess(f"http://127.0.0.1:{port}", database_url, full_env, process, log_path)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jotkit serve exited with {process.returncode}: {server.log()}")

@@ -72,6 +72,7 @@ def serve(
 ) -> None:
     """Run the auth server (SQLite and a generated key by default: nothing else to set up)."""
     from jotkit.server import build_service, create_app
+    from jotkit.server.limits import HeaderLimitProtocol
     from jotkit.server.logs import configure_logging
 
     settings = server_settings(
@@ -99,6 +100,7 @@ def serve(
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies),
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
+        http=HeaderLimitProtocol.limited(settings.max_header_bytes, settings.max_header_count),
     )
 
 
