@@ -218,3 +218,25 @@ def test_wrong_password_stops_the_tour_at_login(served_page: Any, server: Server
     assert "Failed" in output.inner_text()
     assert "wrong password" not in output.inner_text()
     assert served_page.get_by_role("button", name="Call /me", exact=True).is_disabled()
+
+
+def test_api_docs_render_with_no_request_leaving_the_server(
+    page: Any, server: ServerProcess, artifacts: Any
+) -> None:
+    # /docs loaded Swagger UI from a CDN and was blank offline; every request must now stay
+    # on this server, and the operations must render from /openapi.json.
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(f"{server.url}/docs")
+    page.locator(".swagger-ui .opblock-summary-path", has_text="/login").first.wait_for()
+    assert "jotkit auth server" in page.locator(".swagger-ui .info .title").inner_text()
+    screenshot(page, artifacts, "api-docs")
+    assert not elsewhere, elsewhere
