@@ -54,8 +54,8 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @contextlib.contextmanager
-def postgres_schema() -> Iterator[str]:
-    """A URL into a fresh schema of the real PostgreSQL ``test`` database, dropped afterwards.
+def postgres_schema(database_url: str = PG_URL) -> Iterator[str]:
+    """A URL into a fresh schema of a real PostgreSQL database (``test``), dropped afterwards.
 
     Skips where PostgreSQL is not reachable (fails under CI=true).
     """
@@ -63,11 +63,11 @@ def postgres_schema() -> Iterator[str]:
 
     require_service("PostgreSQL", "127.0.0.1", 5432)
     schema = f"jotkit_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
+    admin = create_engine(database_url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

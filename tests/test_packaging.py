@@ -28,7 +28,16 @@ from servers import DEADLINE_SECONDS, free_port, require_service, skip_or_fail
 
 REPO = Path(__file__).resolve().parents[1]
 # Modules the core must not pull in: they belong to extras.
-EXTRA_MODULES = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "flask", "redis")
+EXTRA_MODULES = (
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "alembic",
+    "uvicorn",
+    "flask",
+    "redis",
+    "swagger_ui_bundle",
+)
 
 
 def _uv() -> str:
@@ -352,6 +361,8 @@ def _check_served(url: str) -> None:
     assert home.status_code == 200
     assert "<html" in home.text.lower()
     assert httpx.get(url + "/docs").status_code == 200
+    # Swagger UI's files come from the installed swagger-ui-bundle-v2 wheel, not a CDN.
+    assert httpx.get(url + "/docs/assets/swagger-ui-bundle.js").status_code == 200
     jwks = httpx.get(url + "/.well-known/jwks.json")
     assert jwks.status_code == 200
     assert jwks.json()["keys"][0]["kty"]

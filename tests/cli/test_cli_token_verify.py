@@ -6,6 +6,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _cli_helpers import Answer, forge, http_server, invoke, sign
@@ -378,3 +379,32 @@ def test_verify_json_fetch_failure_is_a_document_too(es256_key: Key) -> None:
     assert document["valid"] is False
     assert document["verdict"] == "error"
     assert document["error"]["code"] == "ERR_JWKS_FETCH"
+
+
+def test_verify_says_it_checked_no_revocation_unless_given_the_feed(server: Any) -> None:
+    # A revoked token printed a bare "valid": nothing said revocation was never looked at.
+    token = server.login()["access_token"]
+    keys = ("--jwks", f"{server.url}/.well-known/jwks.json", "--aud", "jotkit")
+    unchecked = invoke("token", "verify", token, *keys)
+    assert unchecked.exit_code == 0 and "revocation: not checked (no --feed)" in unchecked.stdout
+    fed = invoke("token", "verify", token, *keys, "--feed", server.url)
+    assert fed.exit_code == 0 and "revocation: checked against" in fed.stdout, fed.output
+    assert server.client.post("/revoke", data={"token": token}).status_code == 200
+    code, line = verdict(token, *keys, "--feed", server.url)
+    assert code == 1 and line.startswith("INVALID: ERR_JWT_REVOKED: token revoked (jti)"), line
+    as_json = invoke("token", "verify", token, *keys, "--json")
+    assert json.loads(as_json.stdout)["revocation"] == "not checked (no --feed)"
+
+
+def test_verify_with_an_unreachable_feed_fails_like_an_unreachable_jwks(
+    es256_key: Key, key_files: dict[str, Path]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = invoke(
+        "token", "verify", sign(es256_key), "--key", str(key_files["public.pem"]),
+        "--feed", f"http://127.0.0.1:{port}",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "valid" not in result.stdout, result.output
+    assert result.stderr.startswith("error: ERR_REVOCATION_FEED_UNAVAILABLE: http://127.0.0.1:")

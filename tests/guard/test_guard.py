@@ -299,3 +299,13 @@ def test_challenge_never_lets_token_text_break_the_header(key: Key) -> None:
     assert "\r" not in answer.www_authenticate and "\n" not in answer.www_authenticate
     inner = answer.www_authenticate.split('error_description="', 1)[1]
     assert inner.count('"') == 1 and "\\" not in inner
+
+
+def test_challenge_body_keeps_the_description_as_written(key: Key) -> None:
+    # Only the WWW-Authenticate header needs quotes replaced; JSON escapes them itself.
+    other = Key.generate("ES256", kid='my "blue" key')
+    with pytest.raises(KeyNotFound) as info:
+        make_guard(key).verify(make_token(other))
+    answer = challenge(info.value)
+    assert '"blue"' in answer.body["error_description"]
+    assert answer.www_authenticate is not None and '"blue"' not in answer.www_authenticate

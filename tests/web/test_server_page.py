@@ -130,6 +130,14 @@ def test_token_signed_by_another_key_under_the_servers_kid_is_invalid(
     assert "ERR_JWS_SIGNATURE_INVALID" in text
 
 
+STEPS = ("Call /me", "Refresh", "Log out", "Call /me with the old token")
+
+
+def button(page: Any, name: str) -> Any:
+    """The tour's button called exactly ``name``."""
+    return page.get_by_role("button", name=name, exact=True)
+
+
 def run_tour(page: Any, server: ServerProcess, artifacts: Any, prefix: str) -> None:
     page.get_by_label("Email").fill(server.email)
     page.get_by_label("Password").fill(server.password)
@@ -140,17 +148,23 @@ def run_tour(page: Any, server: ServerProcess, artifacts: Any, prefix: str) -> N
     assert payload["iss"] == server.url
     assert "refresh_token" not in payload
     screenshot(page, artifacts, f"{prefix}-1-login")
+    # One step at a time: only step 2 is open after login.
+    assert [button(page, name).is_enabled() for name in STEPS] == [True, False, False, False]
 
-    page.get_by_role("button", name="Call /me", exact=True).click()
+    button(page, "Call /me").click()
     me = page.locator("#me-output[data-status='200']")
     me.wait_for()
     assert f'"sub": "{payload["sub"]}"' in me.inner_text()
+    assert [button(page, name).is_enabled() for name in STEPS] == [True, True, False, False]
 
-    page.get_by_role("button", name="Refresh").click()
+    button(page, "Refresh").click()
     page.locator("#refresh-output[data-status='200']").wait_for()
-    refreshed = json.loads(page.locator("#tour-payload").inner_text())
+    refreshed = json.loads(page.locator("#refresh-payload").inner_text())
     assert refreshed["jti"] != payload["jti"]
     assert refreshed["sid"] == payload["sid"]  # same session, new token
+    # Step 1's panel still shows step 1's token.
+    assert json.loads(page.locator("#tour-payload").inner_text()) == payload
+    assert [button(page, name).is_enabled() for name in STEPS] == [True, True, True, False]
 
     page.get_by_role("button", name="Log out").click()
     page.locator("#logout-output[data-status^='2']").wait_for()
@@ -204,3 +218,25 @@ def test_wrong_password_stops_the_tour_at_login(served_page: Any, server: Server
     assert "Failed" in output.inner_text()
     assert "wrong password" not in output.inner_text()
     assert served_page.get_by_role("button", name="Call /me", exact=True).is_disabled()
+
+
+def test_api_docs_render_with_no_request_leaving_the_server(
+    page: Any, server: ServerProcess, artifacts: Any
+) -> None:
+    # /docs loaded Swagger UI from a CDN and was blank offline; every request must now stay
+    # on this server, and the operations must render from /openapi.json.
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(f"{server.url}/docs")
+    page.locator(".swagger-ui .opblock-summary-path", has_text="/login").first.wait_for()
+    assert "jotkit auth server" in page.locator(".swagger-ui .info .title").inner_text()
+    screenshot(page, artifacts, "api-docs")
+    assert not elsewhere, elsewhere

@@ -78,6 +78,7 @@ def serve(
 ) -> None:
     """Run the auth server (SQLite and a generated key by default: nothing else to set up)."""
     from jotkit.server import build_service, create_app
+    from jotkit.server.limits import HeaderLimitProtocol
     from jotkit.server.logs import configure_logging
 
     settings = server_settings(
@@ -107,6 +108,7 @@ def serve(
         # uvicorn's 5 s default closed idle connections that a client (or a proxy) was
         # about to reuse: under load their queued requests died with a read error.
         "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+        "http": HeaderLimitProtocol.limited(settings.max_header_bytes, settings.max_header_count),
     }
     if settings.workers > 1:
         from jotkit.server.workers import run_workers

@@ -8,6 +8,7 @@ refusal, an unreachable JWKS), 2 bad usage or unreadable input.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Any
@@ -97,7 +98,7 @@ def token() -> None:
     Exit codes:
       0  success (decoded, valid, signed)
       1  the operation failed: the token does not decode or does not verify, signing was
-         refused, the JWKS could not be fetched
+         refused, the JWKS (or the --feed) could not be fetched
       2  bad usage or unreadable input (unknown option, missing file, no key in a key file)
     """
 
@@ -146,6 +147,13 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
 @click.option("--key", "key_file", type=click.Path(dir_okay=False), help="PEM, JWK or JWKS file.")
 @click.option("--secret-file", type=click.Path(dir_okay=False), help="HMAC secret in a file.")
 @click.option("--secret-env", metavar="NAME", help="HMAC secret in this environment variable.")
+@click.option(
+    "--feed",
+    "feed_url",
+    callback=check_jwks_url,
+    help="Also check revocation: the auth server's base URL (reads URL/revocations; "
+    "JOTKIT_FEED_TOKEN is sent as Bearer when set).",
+)
 @click.option("--iss", multiple=True, help="Accepted issuer (repeatable).")
 @click.option("--aud", multiple=True, help="Our audience (repeatable: any of them).")
 @click.option("--sub", default=None, help="Required subject.")
@@ -172,7 +180,7 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
     metavar="DURATION",
     callback=_duration,
     default="10s",
-    help="JWKS fetch timeout [10s].",
+    help="JWKS and feed fetch timeout [10s].",
 )
 @_json_option
 @_colour_option
@@ -182,6 +190,7 @@ def verify(
     key_file: str | None,
     secret_file: str | None,
     secret_env: str | None,
+    feed_url: str | None,
     iss: tuple[str, ...],
     aud: tuple[str, ...],
     sub: str | None,
@@ -198,7 +207,8 @@ def verify(
 
     "exp" is required and "aud" in a token is always checked: give --aud for tokens that
     carry one. Keys: --key FILE (PEM public or private, JWK, JWKS), --jwks URL, or an HMAC
-    secret (--secret-file FILE, --secret-env NAME).
+    secret (--secret-file FILE, --secret-env NAME). Revocation is checked only with --feed
+    URL (the auth server's revocation feed); without it the output says it was not.
     """
     with reporting(as_json, valid=False, verdict="error"):
         one_source(key=key_file, jwks=jwks_url, secret_file=secret_file, secret_env=secret_env)
@@ -239,6 +249,12 @@ def verify(
             failure = None
         except JoseError as exc:
             claims, failure = {}, exc
+        revocation = "not checked (no --feed)"
+        if failure is None and feed_url is not None:
+            try:
+                revocation = _check_revocation(feed_url, claims, timeout)
+            except JoseError as exc:
+                claims, failure = {}, exc
         try:
             header, peeked = jwt.peek(text, max_token_bytes=DECODE_MAX_TOKEN_BYTES)
             warnings += detect_warnings(header, peeked, now, len(text))
@@ -262,13 +278,36 @@ def verify(
         if as_json:
             document = {"valid": True, "verdict": "valid", "error": None, "header": header}
             document |= {"claims": claims, "times": times, "policy": policy}
+            document["revocation"] = revocation
             click.echo(dump_json({**document, "warnings": warnings}))
             return
         checked = f"{header.get('alg')} signature" + (
             f" (kid {quote(header['kid'])})" if isinstance(header.get("kid"), str) else ""
         )
         echo(f"{paint('valid', 'valid')}: {checked} and claims checked; {READABLE}")
+        echo(f"revocation: {revocation}")
         show(header, claims, times, warnings, paint)
+
+
+def _check_revocation(feed_url: str, claims: dict[str, Any], timeout: float) -> str:
+    """Read the feed once; RevokedToken when it names the token's jti, sid or user watermark."""
+    from jotkit.revocation import RevocationSet
+    from jotkit.revocation.http import FeedError, HttpFeedSubscriber
+
+    revocations = RevocationSet()
+    feed_token = os.environ.get("JOTKIT_FEED_TOKEN")
+    headers = {"Authorization": f"Bearer {feed_token}"} if feed_token else None
+    subscriber = HttpFeedSubscriber(
+        feed_url, revocations, wait_seconds=0, headers=headers, connect_timeout_seconds=timeout
+    )
+    try:
+        subscriber.poll_once()
+    except FeedError as exc:
+        raise CliError(exc.code, f"{feed_url}: {exc}") from None
+    finally:
+        subscriber.close()
+    revocations.is_revoked(claims)
+    return f"checked against {feed_url}/revocations (not revoked at cursor {subscriber.cursor})"
 
 
 def _parse_claim(text: str) -> tuple[str, Any]:

@@ -64,10 +64,10 @@ def add(
     email: str, password_stdin: bool, scope: str, config: str | None, database_url: str | None
 ) -> None:
     """Create a user; exit 1 if the email is taken."""
-    from jotkit.server.routes import EMAIL_PATTERN
+    from jotkit.server.routes import EMAIL_PATTERN, MAX_EMAIL_LENGTH
     from jotkit.store import Conflict
 
-    if len(email) > 320 or not email.isprintable() or not re.fullmatch(EMAIL_PATTERN, email):
+    if len(email.lower()) > MAX_EMAIL_LENGTH or not re.fullmatch(EMAIL_PATTERN, email):
         raise click.BadParameter("not an email address", param_hint="EMAIL")
     password = _read_password(password_stdin)
     with _opened(config, database_url) as (store, passwords):

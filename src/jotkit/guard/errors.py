@@ -98,11 +98,12 @@ class Challenge:
 def challenge(exc: JoseError, *, realm: str = "jotkit") -> Challenge:
     """Map a refusal to its HTTP answer through ``ERRORS`` (RFC 6750 §3, §3.1)."""
     rule = ERRORS.get(exc.code, _INVALID_TOKEN)
-    description = _quoted(str(exc))
+    # Only the header needs the quoted-string form; the JSON body says it as it is.
+    description = str(exc)[:_MAX_DESCRIPTION]
     params = [f'realm="{_quoted(realm)}"']
     if rule.error is not None:
         params.append(f'error="{rule.error}"')
-        params.append(f'error_description="{description}"')
+        params.append(f'error_description="{_quoted(description)}"')
     if isinstance(exc, InsufficientScope):
         params.append(f'scope="{_quoted(" ".join(exc.scopes))}"')
     headers = {"Cache-Control": "no-store"}

@@ -9,6 +9,8 @@ require_extra(
     "'jotkit[server]'",
     "fastapi",
     "uvicorn",
+    "httptools",
+    "swagger_ui_bundle",
     "argon2",
     "sqlalchemy",
     "alembic",

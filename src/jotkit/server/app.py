@@ -20,10 +20,11 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.staticfiles import StaticFiles
 
-from jotkit.server import oauth, operations, routes
+from jotkit.server import docs, oauth, operations, routes
 from jotkit.server.dependencies import GuardRefusal
-from jotkit.server.errors import ApiError, JsonResponse, error_response
+from jotkit.server.errors import ApiError, JsonResponse, error_response, error_responses
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
 from jotkit.server.limits import BodyLimit
@@ -171,17 +172,18 @@ def create_app(
         summary="Login, short-lived access JWTs, rotating refresh tokens, revocation, JWKS.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by docs.py from the package's own Swagger UI files
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.issuer_path or settings.served_path:
         app.add_middleware(
             IssuerPaths, public_path=settings.issuer_path, served_path=settings.served_path
         )
-    app.include_router(routes.router)
-    app.include_router(oauth.router)
-    app.include_router(operations.router)
+    for router in (routes.router, oauth.router, operations.router):
+        app.include_router(router, responses=error_responses())
     _install_error_handlers(app)
-    _mount_web(app)
+    docs.install(app)
+    _serve_web(app)
     return app
 
 
@@ -203,7 +205,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if any(problem.get("type") == "json_invalid" for problem in problems):
             return error_response("invalid_json", "the body is not valid JSON")
         where = ", ".join(
-            f"{'.'.join(str(p) for p in problem.get('loc', ()))}: {problem.get('msg', '')}"
+            f"{'.'.join(str(p) for p in problem.get('loc', ()))}: {_problem(problem)}"
             for problem in problems[:5]
         )
         return error_response("validation_failed", where or "invalid request")
@@ -213,7 +215,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         if code is None:
             code = "invalid_request" if exc.status_code < 500 else "server_error"
-        return error_response(code, str(exc.detail))
+        return error_response(code, str(exc.detail), headers=exc.headers)  # a 405's Allow
 
     @app.exception_handler(StoreError)
     async def store_error(_request: Request, exc: StoreError) -> Any:
@@ -234,6 +236,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response("server_error", "internal error")
 
 
+def _problem(problem: Any) -> str:
+    if problem.get("type") == "string_pattern_mismatch":
+        # The pattern itself is long and in the OpenAPI document; the reason is what helps.
+        return "has a character or a form not allowed here (a control character or a space?)"
+    return str(problem.get("msg", ""))
+
+
 # The page handles tokens and a login form: no framing (clickjacking the tour's login), no
 # sniffing, no referrer, and the same CSP as its <meta> tag plus what a <meta> cannot say.
 _PAGE_HEADERS = {
@@ -248,17 +257,23 @@ _PAGE_HEADERS = {
 }
 
 
-def _mount_web(app: FastAPI) -> None:
-    from starlette.staticfiles import StaticFiles
+class PageFiles(StaticFiles):
+    """Static files with the page's security headers, and an ``Allow`` on their 405."""
 
-    class PageFiles(StaticFiles):
-        async def get_response(self, path: str, scope: Any) -> Any:
-            response = await super().get_response(path, scope)
-            response.headers.update(_PAGE_HEADERS)
-            return response
+    async def get_response(self, path: str, scope: Any) -> Any:
+        """The file, or the HTTPException StaticFiles raises (with Allow on a 405)."""
+        if scope["method"] not in ("GET", "HEAD"):
+            raise HTTPException(405, headers={"Allow": "GET, HEAD"})
+        response = await super().get_response(path, scope)
+        response.headers.update(_PAGE_HEADERS)
+        return response
 
+
+def _serve_web(app: FastAPI) -> None:
     try:
         web = importlib.import_module("jotkit.web")
     except ImportError:  # the page ships with the package; absent only in a broken install
         return
-    app.mount("/", PageFiles(directory=web.STATIC_DIR, html=True), name="web")
+    # The router's fallback, not a mount at "/": a mount matches every path, so GET /login
+    # was a 404 from the files instead of the router's 405 with Allow: POST.
+    app.router.default = PageFiles(directory=web.STATIC_DIR, html=True)

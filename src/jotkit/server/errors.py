@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.responses import Response
 
-__all__ = ["STATUS", "ApiError", "JsonResponse", "error_response"]
+__all__ = ["STATUS", "ApiError", "ErrorBody", "JsonResponse", "error_response", "error_responses"]
 
 
 class JsonResponse(Response):
@@ -43,6 +44,7 @@ STATUS: Mapping[str, int] = {
     "method_not_allowed": 405,
     "conflict": 409,
     "request_too_large": 413,
+    "headers_too_large": 431,
     "validation_failed": 422,
     "too_many_attempts": 429,
     "server_error": 500,
@@ -75,3 +77,37 @@ def error_response(
         status_code=STATUS[code],
         headers=headers,
     )
+
+
+class ErrorBody(BaseModel):
+    """The JSON body of every error answer, as the OpenAPI document shows it."""
+
+    error: str
+    error_description: str
+    code: str | None = None  # a refused access token: the guard's stable ERR_* code
+    scope: str | None = None  # insufficient_scope: the scopes the resource needs
+
+
+_MEANING = {
+    400: "Malformed request (invalid_request, invalid_json, unsupported_grant_type)",
+    401: "Missing, invalid, expired or revoked credentials",
+    403: "Not allowed (csrf_failed, insufficient_scope, registration_closed)",
+    404: "No such resource",
+    409: "Conflict with what is stored",
+    413: "Request body over max_body_bytes",
+    422: "A field fails validation (validation_failed)",
+    429: "Too many failed logins; Retry-After says when to try again",
+    431: "Request headers over max_header_bytes or max_header_count",
+    503: "The database or the revocation feed is unavailable",
+}
+# What any route can answer: the body and header caps act before routing, and every route
+# that reads the store can find it down.
+ANY_ROUTE = (413, 431, 503)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for ``statuses``, each with the shared error body."""
+    return {
+        status: {"model": ErrorBody, "description": _MEANING[status]}
+        for status in sorted({*statuses, *ANY_ROUTE})
+    }

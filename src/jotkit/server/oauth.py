@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from jotkit.guard.jwks import metadata_url
+from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 from jotkit.server.dependencies import NO_STORE, Service, bearer_credentials
-from jotkit.server.errors import ApiError, JsonResponse
+from jotkit.server.errors import ApiError, JsonResponse, error_responses
 from jotkit.server.metadata import METADATA_PATH, OPENID_CONFIGURATION_PATH, metadata
 
 __all__ = ["router"]
@@ -24,28 +25,52 @@ router = APIRouter()
 
 
 class TokenRequest(BaseModel):
-    """RFC 7009 / RFC 7662 request, when sent as JSON instead of a form."""
+    """RFC 7009 / RFC 7662 request, as a form or as JSON."""
 
-    token: str = Field(min_length=1, max_length=16384)
-    token_type_hint: str | None = None
+    # A token is 1*VSCHAR (RFC 6749 Appendix A), at most what the verifier reads: anything
+    # else is no token of ours, and the bound keeps a form-encoded one under the body cap.
+    token: str = Field(min_length=1, max_length=DEFAULT_MAX_TOKEN_BYTES, pattern=r"^[\x20-\x7E]+$")
+    token_type_hint: str | None = Field(default=None, max_length=64)
 
 
 async def _token_request(request: Request) -> TokenRequest:
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
+    try:
+        if request.headers.get("content-type", "").startswith("application/json"):
             return TokenRequest.model_validate_json(await request.body())
-        except ValueError:
-            raise ApiError(
-                "invalid_request", "body must be JSON {token, token_type_hint}"
-            ) from None
-    form = await request.form()
-    token, hint = form.get("token"), form.get("token_type_hint")
-    if not isinstance(token, str) or not token or len(token) > 16384:
-        raise ApiError("invalid_request", "the token parameter is required (RFC 7009 §2.1)")
-    return TokenRequest(token=token, token_type_hint=hint if isinstance(hint, str) else None)
+        form = await request.form()
+        return TokenRequest.model_validate(
+            {name: form[name] for name in ("token", "token_type_hint") if name in form}
+        )
+    except ValueError:  # pydantic's ValidationError included
+        raise ApiError(
+            "invalid_request",
+            f"the token parameter is required: 1 to {DEFAULT_MAX_TOKEN_BYTES} printable ASCII "
+            "characters, and token_type_hint at most 64 (RFC 7009 §2.1)",
+        ) from None
 
 
-@router.post("/revoke", tags=["oauth"])
+_TOKEN_SCHEMA = TokenRequest.model_json_schema()
+# Read by hand (_token_request: a form, or JSON), so declared by hand: without it the OpenAPI
+# document shows no body and schema-driven clients send an empty one.
+_TOKEN_BODY = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {"schema": _TOKEN_SCHEMA},
+        "application/json": {"schema": _TOKEN_SCHEMA},
+    },
+}
+
+
+@router.post(
+    "/revoke",
+    tags=["oauth"],
+    openapi_extra={"requestBody": _TOKEN_BODY},
+    response_class=Response,
+    responses={
+        200: {"description": "Revoked, or nothing to revoke (RFC 7009 §2.2)"},
+        **error_responses(400),
+    },
+)
 async def revoke(request: Request, service: Service) -> Response:
     """RFC 7009 token revocation, for access and refresh tokens (always 200)."""
     body = await _token_request(request)
@@ -77,7 +102,13 @@ async def _introspector(request: Request, service: Service) -> None:
         )
 
 
-@router.post("/introspect", tags=["oauth"], dependencies=[Depends(_introspector)])
+@router.post(
+    "/introspect",
+    tags=["oauth"],
+    dependencies=[Depends(_introspector)],
+    openapi_extra={"requestBody": _TOKEN_BODY},
+    responses=error_responses(400, 401),
+)
 async def introspect(request: Request, service: Service) -> JsonResponse:
     """RFC 7662 token introspection for access and refresh tokens."""
     body = await _token_request(request)
@@ -85,12 +116,29 @@ async def introspect(request: Request, service: Service) -> JsonResponse:
     return JsonResponse(answer, headers=NO_STORE)
 
 
-@router.get("/.well-known/jwks.json", tags=["discovery"])
+class JwkSetResponse(Response):
+    """A JWK Set, with its registered media type (RFC 7517 §8.5)."""
+
+    media_type = "application/jwk-set+json"
+
+
+_JWK_SET_SCHEMA = {
+    "type": "object",
+    "required": ["keys"],
+    "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+}
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    tags=["discovery"],
+    response_class=JwkSetResponse,
+    responses={200: {"content": {JwkSetResponse.media_type: {"schema": _JWK_SET_SCHEMA}}}},
+)
 async def jwks(service: Service) -> Response:
     """The public signing keys (RFC 7517), including the next and the retiring ones."""
-    return Response(
+    return JwkSetResponse(
         service.keyring.jwks_json,
-        media_type="application/jwk-set+json",
         headers={"Cache-Control": f"public, max-age={service.settings.jwks_max_age_seconds}"},
     )
 
@@ -126,7 +174,12 @@ async def _feed_reader(request: Request, service: Service) -> None:
         )
 
 
-@router.get("/revocations", tags=["discovery"], dependencies=[Depends(_feed_reader)])
+@router.get(
+    "/revocations",
+    tags=["discovery"],
+    dependencies=[Depends(_feed_reader)],
+    responses=error_responses(401, 422),
+)
 async def revocations(
     service: Service,
     since: Annotated[int, Query(ge=0)] = 0,

@@ -14,12 +14,12 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from jotkit.server.dependencies import (
     CSRF_COOKIE,
@@ -32,7 +32,8 @@ from jotkit.server.dependencies import (
     check_csrf,
     client_address,
 )
-from jotkit.server.errors import ApiError, JsonResponse
+from jotkit.server.errors import ApiError, JsonResponse, error_responses
+from jotkit.server.passwords import MAX_PASSWORD_BYTES
 from jotkit.server.service import ACCESS_COOKIE, AuthService, TokenPair
 
 __all__ = ["CSRF_COOKIE", "REFRESH_COOKIE", "GuardRefusal", "router"]
@@ -42,14 +43,36 @@ _MAX_REFRESH_TOKEN = 512  # ours are 43 characters; the cap only bounds what get
 
 router = APIRouter()
 
-# One "@", no whitespace: the same rule for the HTTP API and `jotkit users add`.
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+# One "@"; no control character (C0, DEL, C1: a NUL reached PostgreSQL, which refuses it in
+# text) and no Unicode space. The same rule for the HTTP API, the OpenAPI document and `jotkit
+# users add`; spelled without \s, whose meaning differs between the regex engines that read it
+# (pydantic's Rust engine and Python's count U+0085 as space, ECMA-262 in JSON Schema does not).
+_NOT_IN_EMAIL = r"@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF"
+EMAIL_PATTERN = rf"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+$"
+MAX_EMAIL_LENGTH = 320  # the store's column; the lower-case form must fit too
+
+
+def _fits_lowercased(email: str) -> str:
+    # Emails are stored lower-cased, and lower() may lengthen text ("İ" becomes two
+    # characters): too long for the column, PostgreSQL refused it with a DataError (503).
+    if len(email.lower()) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"the lower-case email is over {MAX_EMAIL_LENGTH} characters")
+    return email
+
+
+Email = Annotated[
+    str,
+    Field(min_length=3, max_length=MAX_EMAIL_LENGTH, pattern=EMAIL_PATTERN),
+    AfterValidator(_fits_lowercased),
+]
+# Session ids are uuid4 hex; anything else (a NUL reached PostgreSQL) is refused unread.
+SESSION_ID_PATTERN = r"^[0-9A-Za-z_-]{1,64}$"
 
 
 class LoginRequest(BaseModel):
     """Credentials for POST /login."""
 
-    email: str = Field(min_length=3, max_length=320, pattern=EMAIL_PATTERN)
+    email: Email
     password: str = Field(min_length=1, max_length=4096)
 
 
@@ -57,15 +80,16 @@ class RefreshRequest(BaseModel):
     """POST /token/refresh as JSON (the schema OpenAPI shows; ``_presented_refresh_token``
     reads the body, which may also be an RFC 6749 form or, in cookie mode, empty)."""
 
-    refresh_token: str | None = Field(default=None, min_length=1, max_length=_MAX_REFRESH_TOKEN)
-    grant_type: Literal["refresh_token"] | None = None
+    refresh_token: str = Field(min_length=1, max_length=_MAX_REFRESH_TOKEN)
+    grant_type: Literal["refresh_token"] = "refresh_token"
 
 
 class NewUser(BaseModel):
     """POST /users."""
 
-    email: str = Field(min_length=3, max_length=320, pattern=EMAIL_PATTERN)
-    password: str = Field(min_length=8, max_length=1024)
+    email: Email
+    # Characters, so that every one of them fits the byte cap (4 bytes a character at most).
+    password: str = Field(min_length=8, max_length=MAX_PASSWORD_BYTES // 4)
     scope: str = Field(default="", max_length=1024, pattern=r"^[\x21\x23-\x5B\x5D-\x7E ]*$")
 
 
@@ -111,7 +135,10 @@ def _clear_cookies(service: AuthService, response: Response) -> None:
         response.delete_cookie(CSRF_COOKIE, path=f"{prefix}/")
 
 
-@router.post("/login", tags=["tokens"])
+_AUTHENTICATED = error_responses(400, 401, 403)
+
+
+@router.post("/login", tags=["tokens"], responses=error_responses(400, 401, 422, 429))
 def login(body: LoginRequest, request: Request, service: Service) -> JsonResponse:
     """Exchange email and password for an access token and a refresh token."""
     pair = service.login(
@@ -156,7 +183,8 @@ async def _presented_refresh_token(request: Request, service: AuthService) -> st
 
 _REFRESH_SCHEMA = RefreshRequest.model_json_schema()
 _REFRESH_BODY = {
-    "required": False,
+    "required": True,
+    "description": "JSON or an RFC 6749 form; in cookie mode it may be {} or empty.",
     "content": {
         "application/json": {"schema": _REFRESH_SCHEMA},
         "application/x-www-form-urlencoded": {"schema": _REFRESH_SCHEMA},
@@ -164,7 +192,12 @@ _REFRESH_BODY = {
 }
 
 
-@router.post("/token/refresh", tags=["tokens"], openapi_extra={"requestBody": _REFRESH_BODY})
+@router.post(
+    "/token/refresh",
+    tags=["tokens"],
+    openapi_extra={"requestBody": _REFRESH_BODY},
+    responses=error_responses(400, 401, 403),
+)
 async def refresh(request: Request, service: Service) -> JsonResponse:
     """Rotate a refresh token: the old one is spent, a new pair is issued.
 
@@ -184,7 +217,7 @@ async def refresh(request: Request, service: Service) -> JsonResponse:
     return _token_answer(service, pair)
 
 
-@router.post("/logout", tags=["sessions"], status_code=204)
+@router.post("/logout", tags=["sessions"], status_code=204, responses=_AUTHENTICATED)
 def logout(claims: Claims, service: Service) -> Response:
     """End the session of the presented access token (its refresh token dies with it)."""
     service.logout(claims)
@@ -193,7 +226,7 @@ def logout(claims: Claims, service: Service) -> Response:
     return response
 
 
-@router.post("/logout/all", tags=["sessions"])
+@router.post("/logout/all", tags=["sessions"], responses=_AUTHENTICATED)
 def logout_all(claims: Claims, service: Service) -> JsonResponse:
     """Sign out everywhere: every session of the user, and every access token issued so far."""
     revoked = service.logout_all(claims)
@@ -202,7 +235,7 @@ def logout_all(claims: Claims, service: Service) -> JsonResponse:
     return response
 
 
-@router.get("/sessions", tags=["sessions"])
+@router.get("/sessions", tags=["sessions"], responses=_AUTHENTICATED)
 def sessions(claims: Claims, service: Service) -> JsonResponse:
     """The user's live sessions (one per login/device)."""
     return JsonResponse(
@@ -223,14 +256,21 @@ def sessions(claims: Claims, service: Service) -> JsonResponse:
     )
 
 
-@router.delete("/sessions/{sid}", tags=["sessions"], status_code=204)
-def delete_session(sid: str, claims: Claims, service: Service) -> Response:
+@router.delete(
+    "/sessions/{sid}",
+    tags=["sessions"],
+    status_code=204,
+    responses=error_responses(400, 401, 403, 404, 422),
+)
+def delete_session(
+    sid: Annotated[str, Path(pattern=SESSION_ID_PATTERN)], claims: Claims, service: Service
+) -> Response:
     """Revoke one of the user's sessions (sign out one device)."""
     service.revoke_session(claims["sub"], sid, reason="session_deleted")
     return Response(status_code=204)
 
 
-@router.get("/me", tags=["resource"])
+@router.get("/me", tags=["resource"], responses=_AUTHENTICATED)
 async def me(request: Request) -> JsonResponse:
     """The worked example of a protected resource: who the access token says you are."""
     # The guard called directly rather than through Depends: FastAPI's dependency solving
@@ -259,7 +299,13 @@ async def _admin(request: Request, service: Service) -> None:
         )
 
 
-@router.post("/users", tags=["users"], status_code=201, dependencies=[Depends(_admin)])
+@router.post(
+    "/users",
+    tags=["users"],
+    status_code=201,
+    dependencies=[Depends(_admin)],
+    responses=error_responses(400, 403, 409, 422),
+)
 def create_user(body: NewUser, service: Service) -> JsonResponse:
     """Register a user (open registration, or with the admin token)."""
     user = service.add_user(body.email, body.password, scope=body.scope)

@@ -196,6 +196,13 @@ class Settings:
     max_body_bytes: int = field(
         default=65536, metadata={"doc": "largest request body accepted; larger ones get 413"}
     )
+    max_header_bytes: int = field(
+        default=16384,
+        metadata={"doc": "largest request line + headers accepted; larger ones get 431"},
+    )
+    max_header_count: int = field(
+        default=100, metadata={"doc": "most request headers accepted; more get 431"}
+    )
 
     def __post_init__(self) -> None:
         if not self.issuer:
@@ -278,6 +285,8 @@ def _check(settings: Settings) -> None:
         "refresh_idle_ttl_seconds",
         "refresh_absolute_ttl_seconds",
         "max_body_bytes",
+        "max_header_bytes",
+        "max_header_count",
         "heartbeat_seconds",
         "feed_poll_seconds",
         "login_window_seconds",

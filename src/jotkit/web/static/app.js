@@ -170,7 +170,7 @@ async function onVerify(event) {
 
 // -- tour -------------------------------------------------------------------------------
 
-const tour = { access: null, refresh: null, loggedOut: null };
+const tour = { access: null, loginAccess: null, refresh: null, loggedOut: null, reached: 0 };
 
 function abbreviate(token) {
   return typeof token === "string" && token.length > 40 ? `${token.slice(0, 24)}…(${token.length} chars)` : token;
@@ -235,30 +235,40 @@ function enableSteps({ me = false, refresh = false, logout = false, replay = fal
   $("replay-button").disabled = !replay;
 }
 
-function showAccessToken(token) {
+// Steps open one at a time: a step's button is enabled once the step before it has worked
+// (2 after login, 3 after /me, 4 after a refresh); earlier steps stay available.
+function reach(step) {
+  tour.reached = Math.max(tour.reached ?? 0, step);
+  enableSteps({ me: tour.reached >= 2, refresh: tour.reached >= 3, logout: tour.reached >= 4 });
+}
+
+function showDecoded(token, headerOutput, payloadOutput) {
   try {
     const { header, claims } = decode(token);
-    $("tour-header").textContent = json(header);
-    $("tour-payload").textContent = json(claims);
+    if (headerOutput) headerOutput.textContent = json(header);
+    payloadOutput.textContent = json(claims);
   } catch (error) {
-    $("tour-header").textContent = `Cannot decode: ${error.message}`;
-    $("tour-payload").textContent = "";
+    if (headerOutput) headerOutput.textContent = `Cannot decode: ${error.message}`;
+    payloadOutput.textContent = headerOutput ? "" : `Cannot decode: ${error.message}`;
   }
-  $("login-token").hidden = false;
 }
 
 async function onLogin(event) {
   event.preventDefault();
-  for (const id of ["me-output", "refresh-output", "logout-output", "replay-output"]) $(id).hidden = true;
+  for (const id of ["me-output", "refresh-output", "refresh-token", "logout-output", "replay-output"]) {
+    $(id).hidden = true;
+  }
   const body = { email: $("email").value.trim(), password: $("password").value };
   const exchange = await call("POST", "/login", { body });
   if (exchange.status === 200 && exchange.body && typeof exchange.body.access_token === "string") {
-    tour.access = exchange.body.access_token;
+    tour.access = tour.loginAccess = exchange.body.access_token;
     tour.refresh = exchange.body.refresh_token;
     tour.loggedOut = null;
+    tour.reached = 0;
     showExchange($("login-output"), exchange, "✔ Logged in: a JWT access token and an opaque refresh token.");
-    showAccessToken(tour.access);
-    enableSteps({ me: true, refresh: true, logout: true });
+    showDecoded(tour.loginAccess, $("tour-header"), $("tour-payload"));
+    $("login-token").hidden = false;
+    reach(2);
   } else {
     showExchange($("login-output"), exchange, failure(exchange));
     $("login-token").hidden = true;
@@ -272,6 +282,7 @@ async function onMe() {
     ? "✔ Accepted: the signature and claims checked out, with no session lookup."
     : failure(exchange);
   showExchange($("me-output"), exchange, verdict);
+  if (exchange.status === 200) reach(3);
 }
 
 async function onRefresh() {
@@ -280,7 +291,10 @@ async function onRefresh() {
     tour.access = exchange.body.access_token;
     tour.refresh = exchange.body.refresh_token;
     showExchange($("refresh-output"), exchange, "✔ New pair issued; the old refresh token is now spent.");
-    showAccessToken(tour.access);
+    // Step 1 keeps showing the token of step 1; the new one is shown here.
+    showDecoded(tour.access, null, $("refresh-payload"));
+    $("refresh-token").hidden = false;
+    reach(4);
   } else {
     showExchange($("refresh-output"), exchange, failure(exchange));
   }
@@ -314,7 +328,7 @@ async function onReplay() {
 }
 
 function openInDecoder() {
-  $("token").value = tour.access ?? "";
+  $("token").value = tour.loginAccess ?? "";
   renderDecoder();
   $("decoder").scrollIntoView();
   $("token").focus();
