@@ -11,7 +11,12 @@ In one process pinned to core 1, for the same ES256-bound access token:
   raw-verify   ``cryptography``'s ECDSA P-256 verify of each proof's signing input: the floor.
 
 Target (issue 20): dpop - bearer <= raw-verify + 10 µs. Each figure is the best of ``--repeats``
-repeats over distinct proofs (a proof verifies once: replays are refused).
+repeats over distinct proofs (a proof verifies once: replays are refused). On a shared machine
+the load drifts between phases, so the overhead is also measured interleaved: chunks of 50
+proofs, each verified raw and then through the guard back to back; the figure is the median
+over chunks of (dpop - raw) per proof, minus bearer. Times are the thread's CPU time
+(``time.thread_time``), not wall time: with 5-10 runnable processes per core, wall time
+mostly measures the neighbours; CPU time keeps their cache pollution but not their slices.
 
     .venv/bin/python benchmarks/bench_dpop.py            # 5 repeats x 4000 proofs
     .venv/bin/python benchmarks/bench_dpop.py --quick    # 2 repeats x 1000 proofs
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -49,9 +55,9 @@ def _best(run: Callable[[int], None], repeats: int, count: int) -> float:
     """Best µs/op of ``repeats`` calls of ``run(repeat)``, each doing ``count`` operations."""
     best = float("inf")
     for repeat in range(repeats):
-        start = time.perf_counter()
+        start = time.thread_time()
         run(repeat)
-        best = min(best, (time.perf_counter() - start) / count * 1e6)
+        best = min(best, (time.thread_time() - start) / count * 1e6)
     return best
 
 
@@ -124,11 +130,35 @@ def main() -> None:
         figures["dpop-redis"] = _best(dpop_with(redis_guard, redis_proofs), repeats, count)
     except Exception as exc:  # no Redis: the memory figures stand on their own
         print(f"dpop-redis skipped: {type(exc).__name__}: {exc}")
+    chunk = 50
+    interleaved_guard = Guard(issuer=ISSUER, audience="api", keys=issuer.public())
+    fresh = proofs()
+    differences = []
+    for batch in fresh:
+        for start in range(0, count, chunk):
+            part = batch[start : start + chunk]
+            raw_part = []
+            for proof in part:
+                signing_input, _, signature = proof.rpartition(".")
+                raw = b64decode(signature)
+                r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+                raw_part.append((signing_input.encode(), encode_dss_signature(r, s)))
+            began = time.thread_time()
+            for signing_input, der in raw_part:
+                raw_key.verify(der, signing_input, algorithm)
+            middle = time.thread_time()
+            for proof in part:
+                interleaved_guard.authenticate(dpop_header, dpop=proof, method="GET", url=URL)
+            ended = time.thread_time()
+            differences.append(((ended - middle) - (middle - began)) / len(part) * 1e6)
     for name, value in figures.items():
         print(f"{name:12s} {value:8.1f} µs/op")
     overhead = figures["dpop"] - figures["bearer"] - figures["raw-verify"]
     verdict = "PASS" if overhead <= 10 else "FAIL"
     print(f"dpop - bearer - raw-verify = {overhead:.1f} µs (target <= 10): {verdict}")
+    interleaved = statistics.median(differences) - figures["bearer"]
+    verdict = "PASS" if interleaved <= 10 else "FAIL"
+    print(f"interleaved: median (dpop - raw-verify) - bearer = {interleaved:.1f} µs: {verdict}")
     if "dpop-redis" in figures:
         print(f"redis replay cache adds {figures['dpop-redis'] - figures['dpop']:.1f} µs")
 

@@ -228,15 +228,28 @@ def _embedded_key(header: Mapping[str, Any], policy: ProofPolicy) -> tuple[Key, 
     return key, key.thumbprint()
 
 
+def _memo(cache: dict[str, str], text: str, compute: Callable[[str], str]) -> str:
+    value = cache.get(text)
+    if value is None:
+        value = compute(text)
+        if len(cache) >= _HEADER_CACHE_SIZE:
+            cache.clear()
+        cache[text] = value
+    return value
+
+
 class ProofChecker:
-    """``check_proof`` with a bounded cache of embedded keys by header text: a client sends
-    the same header with every proof, and parsing it and building its key (~30 µs for EC)
-    would otherwise be paid per request. Only headers whose signature verified are kept."""
+    """``check_proof`` with bounded per-checker caches, because a client repeats itself:
+    embedded keys by header text (parsing a header and building its key, ~30 µs for EC; only
+    headers whose signature verified are kept), normalised URLs (urlsplit, for the proof's
+    htu and the request URL) and ``ath`` by access token."""
 
     def __init__(self, policy: ProofPolicy | None = None) -> None:
         """Check under ``policy`` (the defaults of ProofPolicy when None)."""
         self.policy = policy if policy is not None else ProofPolicy()
         self._keys: dict[str, tuple[Key, str]] = {}
+        self._urls: dict[str, str] = {}
+        self._hashes: dict[str, str] = {}
 
     def check(
         self,
@@ -281,62 +294,64 @@ class ProofChecker:
             if len(self._keys) >= _HEADER_CACHE_SIZE:
                 self._keys.clear()
             self._keys[header_segment] = (key, thumbprint)
-        return _check_claims(
-            verified.payload, policy, method, url, now, access_token, jkt, thumbprint
-        )
+        return self._check_claims(verified.payload, method, url, now, access_token, jkt, thumbprint)
 
-
-def _check_claims(
-    payload: bytes,
-    policy: ProofPolicy,
-    method: str,
-    url: str,
-    now: float,
-    access_token: str | None,
-    jkt: str | None,
-    thumbprint: str,
-) -> Proof:
-    try:
-        claims = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        claims = None
-    if not isinstance(claims, dict):
-        raise DPoPError("the DPoP proof payload is not a JSON object", code=ERR_DPOP_MALFORMED)
-    jti = claims.get("jti")
-    if type(jti) is not str or not jti or len(jti) > 256:
-        raise DPoPError("the proof needs a jti string (1-256 characters)", code=ERR_DPOP_JTI)
-    if claims.get("htm") != method:
-        raise DPoPError(f"htm does not match the request method {method}", code=ERR_DPOP_HTM)
-    htu = claims.get("htu")
-    if type(htu) is not str or normalize_htu(htu) != normalize_htu(url):
-        raise DPoPError("htu does not match the request URL", code=ERR_DPOP_HTU)
-    iat = claims.get("iat")
-    if type(iat) is not int and type(iat) is not float:
-        raise DPoPError("the proof needs a numeric iat", code=ERR_DPOP_MALFORMED)
-    if iat < now - policy.iat_window_seconds:
-        raise DPoPError(
-            f"the proof was made {now - iat:.0f} s ago, over the "
-            f"{policy.iat_window_seconds:.0f} s window",
-            code=ERR_DPOP_IAT_OLD,
-        )
-    if iat > now + policy.iat_leeway_seconds:
-        raise DPoPError(
-            f"the proof's iat is {iat - now:.0f} s in the future", code=ERR_DPOP_IAT_FUTURE
-        )
-    if access_token is not None:
-        ath = claims.get("ath")
-        if ath is None:
-            raise DPoPError("the proof lacks ath (the access token's hash)", code=ERR_DPOP_ATH)
-        if ath != access_token_hash(access_token):
-            raise DPoPError("ath does not match the access token", code=ERR_DPOP_ATH)
-    if jkt is not None and jkt != thumbprint:
-        raise DPoPError("the proof's key is not the key the token is bound to", code=ERR_DPOP_JKT)
-    nonce = claims.get("nonce")
-    if nonce is not None and type(nonce) is not str:
-        raise DPoPError("nonce must be a string", code=ERR_DPOP_NONCE)
-    if policy.check_nonce is not None and not policy.check_nonce(nonce):
-        raise DPoPError("the proof needs a fresh server nonce", code=ERR_DPOP_NONCE)
-    return Proof(jti, float(iat), thumbprint, nonce)
+    def _check_claims(
+        self,
+        payload: bytes,
+        method: str,
+        url: str,
+        now: float,
+        access_token: str | None,
+        jkt: str | None,
+        thumbprint: str,
+    ) -> Proof:
+        policy = self.policy
+        try:
+            claims = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            claims = None
+        if not isinstance(claims, dict):
+            raise DPoPError("the DPoP proof payload is not a JSON object", code=ERR_DPOP_MALFORMED)
+        jti = claims.get("jti")
+        if type(jti) is not str or not jti or len(jti) > 256:
+            raise DPoPError("the proof needs a jti string (1-256 characters)", code=ERR_DPOP_JTI)
+        if claims.get("htm") != method:
+            raise DPoPError(f"htm does not match the request method {method}", code=ERR_DPOP_HTM)
+        htu = claims.get("htu")
+        if type(htu) is not str or _memo(self._urls, htu, normalize_htu) != _memo(
+            self._urls, url, normalize_htu
+        ):
+            raise DPoPError("htu does not match the request URL", code=ERR_DPOP_HTU)
+        iat = claims.get("iat")
+        if type(iat) is not int and type(iat) is not float:
+            raise DPoPError("the proof needs a numeric iat", code=ERR_DPOP_MALFORMED)
+        if iat < now - policy.iat_window_seconds:
+            raise DPoPError(
+                f"the proof was made {now - iat:.0f} s ago, over the "
+                f"{policy.iat_window_seconds:.0f} s window",
+                code=ERR_DPOP_IAT_OLD,
+            )
+        if iat > now + policy.iat_leeway_seconds:
+            raise DPoPError(
+                f"the proof's iat is {iat - now:.0f} s in the future", code=ERR_DPOP_IAT_FUTURE
+            )
+        if access_token is not None:
+            ath = claims.get("ath")
+            if ath is None:
+                raise DPoPError("the proof lacks ath (the access token's hash)", code=ERR_DPOP_ATH)
+            if ath != _memo(self._hashes, access_token, access_token_hash):
+                raise DPoPError("ath does not match the access token", code=ERR_DPOP_ATH)
+        if jkt is not None and jkt != thumbprint:
+            raise DPoPError(
+                "the proof's key is not the key the token is bound to", code=ERR_DPOP_JKT
+            )
+        nonce = claims.get("nonce")
+        if nonce is not None and type(nonce) is not str:
+            raise DPoPError("nonce must be a string", code=ERR_DPOP_NONCE)
+        if policy.check_nonce is not None and not policy.check_nonce(nonce):
+            raise DPoPError("the proof needs a fresh server nonce", code=ERR_DPOP_NONCE)
+        return Proof(jti, float(iat), thumbprint, nonce)
 
 
 def check_proof(
