@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
@@ -137,10 +137,12 @@ class ProofPolicy:
         return self.iat_window_seconds + self.iat_leeway_seconds
 
 
-@dataclass(frozen=True, slots=True)
-class Proof:
+class Proof(NamedTuple):
     """A proof that passed ``check_proof``: its ``jti`` (for the replay cache), ``iat``,
-    the RFC 7638 thumbprint ``jkt`` of its key, and its ``nonce`` if any."""
+    the RFC 7638 thumbprint ``jkt`` of its key, and its ``nonce`` if any.
+
+    A NamedTuple rather than a frozen dataclass: one is built per request, and a frozen
+    dataclass's __init__ (object.__setattr__ per field) costs ~0.6 µs more."""
 
     jti: str
     iat: float
