@@ -20,8 +20,8 @@ from _django_app import django_app
 from _issuer import make_token
 
 from jotkit import Key
-from jotkit.guard import Guard
-from jotkit.jose import jws
+from jotkit.guard import DPoPError, Guard
+from jotkit.jose import JoseError, jws
 from jotkit.jose.b64 import b64encode
 from jotkit.jose.dpop import access_token_hash, make_proof
 from jotkit.revocation.replay import RedisReplayCache
@@ -288,3 +288,43 @@ def test_proof_replayed_to_another_guard(
             refused(answer, "ERR_DPOP_REPLAYED")
         else:
             assert answer.status_code == 200
+
+
+# -- the guard called directly ------------------------------------------------------------------
+
+
+def test_guard_without_the_request_url_refuses_dpop(
+    guard: Guard, bound_token: str, client_key: Key
+) -> None:
+    proof = make_proof(client_key, "GET", "https://api.example.test/me", access_token=bound_token)
+    with pytest.raises(DPoPError) as caught:
+        guard.authenticate(f"DPoP {bound_token}", dpop=proof)
+    assert caught.value.code == "ERR_DPOP_HTU"
+
+
+def test_bound_token_in_a_cookie_is_refused(issuer_key: Key, bound_token: str) -> None:
+    cookie_guard = Guard(
+        issuer=ISSUER, audience="jotkit", keys=issuer_key.public(), cookie_name="at"
+    )
+    with pytest.raises(DPoPError) as caught:
+        cookie_guard.authenticate(None, {"at": bound_token})
+    assert caught.value.code == "ERR_DPOP_BOUND_TOKEN_AS_BEARER"
+
+
+def test_public_url_must_be_http(issuer_key: Key) -> None:
+    with pytest.raises(ValueError, match="public_url"):
+        Guard(issuer=ISSUER, audience="jotkit", keys=issuer_key.public(), public_url="api.test")
+
+
+def test_cnf_without_jkt_is_an_invalid_token(guard: Guard, issuer_key: Key) -> None:
+    token = make_token(issuer_key, ISSUER, cnf={"x5t#S256": "abc"})
+    with pytest.raises(JoseError) as caught:
+        guard.authenticate(f"Bearer {token}")
+    assert caught.value.code == "ERR_JWT_INVALID_CNF"
+
+
+def test_replay_cache_from_a_redis_url(issuer_key: Key) -> None:
+    guard = Guard(
+        issuer=ISSUER, audience="jotkit", keys=issuer_key.public(), dpop_replay="redis://h:1/0"
+    )
+    assert isinstance(guard.dpop_replay, RedisReplayCache)  # connects on first use only

@@ -39,7 +39,7 @@ from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
 from jotkit.jose.verifier import Verifier
 from jotkit.revocation.entries import RevocationSet
-from jotkit.revocation.replay import MemoryReplayCache, ReplayCache
+from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 
 __all__ = ["Feed", "Guard"]
 
@@ -68,8 +68,8 @@ class Guard:
     ``cookie_name``: also accept the token from this cookie when no Authorization header.
 
     DPoP (RFC 9449, docs/dpop.md): ``dpop`` is the proof policy (algorithms, iat window,
-    nonce hook), ``dpop_replay`` the jti cache (in memory by default; a ``RedisReplayCache``
-    when several processes serve the API), ``public_url`` the scheme://host[:port][/prefix]
+    nonce hook), ``dpop_replay`` the jti cache (in memory by default; a ``RedisReplayCache``,
+    or its ``redis://`` URL, when several processes serve the API), ``public_url`` the scheme://host[:port][/prefix]
     clients call when a proxy in front changes what the app sees (proofs name that URL).
     """
 
@@ -93,7 +93,7 @@ class Guard:
         cache_size: int = 4096,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         dpop: ProofPolicy | None = None,
-        dpop_replay: ReplayCache | None = None,
+        dpop_replay: ReplayCache | str | None = None,
         public_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -130,11 +130,16 @@ class Guard:
         self._clock = clock
         self._proofs = ProofChecker(dpop)
         self.dpop_algs = " ".join(self._proofs.policy.algorithms)
+        if isinstance(dpop_replay, str):
+            dpop_replay = RedisReplayCache(dpop_replay)
         self.dpop_replay: ReplayCache = (
             dpop_replay if dpop_replay is not None else MemoryReplayCache()
         )
         if public_url is not None:
-            normalize_htu(public_url)  # an unusable public_url fails here, not per request
+            try:
+                normalize_htu(public_url)  # an unusable public_url fails here, not per request
+            except DPoPError:
+                raise ValueError("public_url must be an absolute http(s) URL") from None
             public_url = public_url.rstrip("/")
         self.public_url = public_url
         # Authorization header text -> (token, Claims) for tokens that passed everything once:
