@@ -297,11 +297,11 @@ class Guard:
         if hit is None:
             token, is_dpop = self._find_token(authorization, cookies)
             claims = await self.verify_async(token)
-            self._confirm(token, claims, is_dpop, dpop, method, url)
+            await self._confirm_async(token, claims, is_dpop, dpop, method, url)
             self._remember(authorization, token, claims)
         else:
             token, claims = hit
-            self._confirm(token, claims, claims.jkt is not None, dpop, method, url)
+            await self._confirm_async(token, claims, claims.jkt is not None, dpop, method, url)
         if scopes:
             claims.require(scopes)
         return claims
@@ -315,6 +315,24 @@ class Guard:
             if token is not None:
                 return token, True
         return request_token(authorization, cookies, self.cookie_name), False
+
+    async def _confirm_async(
+        self,
+        token: str,
+        claims: Claims,
+        is_dpop: bool,
+        proof: str | None,
+        method: str | None,
+        url: str | None,
+    ) -> None:
+        """``_confirm`` for event loops: with a networked replay cache (Redis: a round trip,
+        up to its socket timeout when Redis is down), the check runs in a worker thread."""
+        if not is_dpop or isinstance(self.dpop_replay, MemoryReplayCache):
+            self._confirm(token, claims, is_dpop, proof, method, url)
+            return
+        import anyio.to_thread  # only here: the sync guard must not need anyio
+
+        await anyio.to_thread.run_sync(self._confirm, token, claims, is_dpop, proof, method, url)
 
     def _confirm(
         self,
