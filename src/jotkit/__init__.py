@@ -22,6 +22,7 @@ from jotkit.jose import (
     TokenTooLarge,
     UnsupportedAlgorithm,
     Verifier,
+    dpop,
     jws,
     jwt,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "UnsupportedAlgorithm",
     "Verifier",
     "__version__",
+    "dpop",
     "jws",
     "jwt",
 ]

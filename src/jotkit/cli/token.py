@@ -38,6 +38,7 @@ from jotkit.cli.sources import (
     signing_key,
 )
 from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet, jwt
+from jotkit.jose.dpop import DPOP_TYP, make_proof
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 
 __all__ = ["token"]
@@ -123,6 +124,7 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
         times = describe_times(claims, now)
         warnings = detect_warnings(header, claims, now, len(text))
         notice = UNSIGNED if any(w["code"] == "WARN_ALG_NONE" for w in warnings) else NOT_VERIFIED
+        binding = _binding(header, claims)
         if as_json:
             document = {
                 "verified": False,
@@ -132,11 +134,83 @@ def decode(token_text: str | None, as_json: bool, color: bool | None) -> None:
                 "times": times,
                 "warnings": warnings,
             }
+            if binding is not None:
+                document["dpop"] = binding
             click.echo(dump_json(document))
             return
         paint = painter(colour_enabled(color))
         show(header, claims, times, warnings, paint)
+        if binding is not None:
+            echo(paint(binding["explanation"], "heading"))
         echo(paint(notice, "heading"))
+
+
+def _binding(header: dict[str, Any], claims: dict[str, Any]) -> dict[str, Any] | None:
+    """What decode says about DPoP (RFC 9449): a bound token's cnf.jkt, or a proof."""
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if isinstance(jkt, str):
+        return {
+            "sender_constrained": True,
+            "jkt": jkt,
+            "explanation": (
+                f"sender-constrained (DPoP, RFC 9449): bound to the key with thumbprint "
+                f"cnf.jkt={jkt}; it is refused unless sent as 'Authorization: DPoP' with a "
+                "proof signed by that key"
+            ),
+        }
+    if header.get("typ") == DPOP_TYP:
+        return {
+            "proof": True,
+            "explanation": (
+                f"a DPoP proof (RFC 9449) for {claims.get('htm')} {claims.get('htu')}: "
+                "it is valid for one request, once, shortly after its iat"
+            ),
+        }
+    return None
+
+
+@token.command()
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The client's private key (JWK, JWKS or PEM).",
+)
+@click.option("--kid", default=None, help="Picks the key in a JWKS file.")
+@click.option("--method", default="GET", show_default=True, help="The request's HTTP method.")
+@click.option("--url", required=True, help="The request's URL (query and fragment are dropped).")
+@click.option(
+    "--access-token",
+    default=None,
+    help="The DPoP-bound token the request sends (- reads it from stdin).",
+)
+@click.option("--nonce", default=None, help="A nonce the server sent in DPoP-Nonce.")
+def dpop(
+    key_file: str,
+    kid: str | None,
+    method: str,
+    url: str,
+    access_token: str | None,
+    nonce: str | None,
+) -> None:
+    """Print a DPoP proof (RFC 9449) for one request; each proof works once, for a minute.
+
+    \b
+    curl -H "Authorization: DPoP $AT" \\
+         -H "DPoP: $(jotkit token dpop --key client.jwk --url https://api.example/me \\
+                     --access-token "$AT")" https://api.example/me
+    """
+    key = signing_key(key_file, kid)
+    if access_token == "-":
+        # Keeps the token out of the process list and the shell history.
+        access_token = read_token("-", max_bytes=DEFAULT_MAX_TOKEN_BYTES)
+    try:
+        proof = make_proof(key, method.upper(), url, access_token=access_token, nonce=nonce)
+    except JoseError as exc:
+        raise CliError(exc.code, str(exc)) from None
+    click.echo(proof)
 
 
 @token.command()

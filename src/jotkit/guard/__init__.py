@@ -21,18 +21,25 @@ from jotkit.guard.errors import (
 )
 from jotkit.guard.guard import Feed, Guard
 from jotkit.guard.jwks import RemoteJWKS, discover_jwks_uri, metadata_url
+from jotkit.jose.dpop import DPoPError, ProofPolicy
+from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 
 __all__ = [
     "ERRORS",
     "BadAuthorization",
     "Challenge",
     "Claims",
+    "DPoPError",
     "Feed",
     "Guard",
     "InsufficientScope",
     "JWKSUnavailable",
+    "MemoryReplayCache",
     "MissingCredentials",
+    "ProofPolicy",
+    "RedisReplayCache",
     "RemoteJWKS",
+    "ReplayCache",
     "bearer_token",
     "challenge",
     "discover_jwks_uri",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import orjson
 
@@ -43,18 +44,48 @@ _WS_POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
 
 def _credentials(
     headers: Iterable[tuple[bytes, bytes]], want_cookies: bool
-) -> tuple[str | None, dict[str, str] | None]:
+) -> tuple[str | None, dict[str, str] | None, str | None]:
+    """(Authorization, cookies, DPoP): several DPoP headers are joined with commas, which
+    the guard refuses (RFC 9449 §4.3 step 1: exactly one)."""
     authorization: str | None = None
     cookies: dict[str, str] | None = None
+    dpop: str | None = None
     for name, value in headers:
         if name == b"authorization":
             if authorization is not None:
                 # RFC 6750 §3.1: a request that repeats the credentials is invalid_request.
                 raise BadAuthorization("more than one Authorization header")
             authorization = value.decode("latin-1")
+        elif name == b"dpop":
+            text = value.decode("latin-1")
+            dpop = text if dpop is None else f"{dpop},{text}"
         elif name == b"cookie" and want_cookies:
             cookies = {**parse_cookies(value.decode("latin-1")), **(cookies or {})}
-    return authorization, cookies
+    return authorization, cookies, dpop
+
+
+def request_url(scope: Scope) -> str:
+    """scheme://host/path of an HTTP or WebSocket request, as a DPoP proof's htu names it."""
+    host: str | None = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            break
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    scheme = {"ws": "http", "wss": "https"}.get(scope["scheme"], scope["scheme"])
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1").partition("?")[0] if raw else quote(scope["path"])
+    root = scope.get("root_path", "")
+    if root and not path.startswith(root):
+        path = root + path
+    return f"{scheme}://{host}{path}"
+
+
+def _method(scope: Scope) -> str:
+    # A WebSocket handshake is an HTTP GET (RFC 6455 §4.1).
+    return str(scope.get("method", "GET"))
 
 
 def _response_headers(answer: Challenge, length: int) -> list[tuple[bytes, bytes]]:
@@ -101,8 +132,17 @@ class GuardMiddleware:
         guard = self.guard
         claims: Claims | None = None
         try:
-            authorization, cookies = _credentials(scope["headers"], guard.cookie_name is not None)
-            claims = await guard.authenticate_async(authorization, cookies, scopes=self.scopes)
+            authorization, cookies, dpop = _credentials(
+                scope["headers"], guard.cookie_name is not None
+            )
+            claims = await guard.authenticate_async(
+                authorization,
+                cookies,
+                scopes=self.scopes,
+                dpop=dpop,
+                method=_method(scope),
+                url=request_url(scope),
+            )
         except MissingCredentials as exc:
             if self.required:
                 await self._refuse(guard.challenge(exc), kind, send)
@@ -171,10 +211,13 @@ def require(guard: Guard, scopes: Collection[str] = ()) -> Callable[[Request], A
         claims: Claims | None = request.scope.get("jotkit.claims")
         try:
             if claims is None:
-                authorization, cookies = _credentials(
-                    request.scope["headers"], guard.cookie_name is not None
+                scope = request.scope
+                authorization, cookies, dpop = _credentials(
+                    scope["headers"], guard.cookie_name is not None
                 )
-                claims = await guard.authenticate_async(authorization, cookies)
+                claims = await guard.authenticate_async(
+                    authorization, cookies, dpop=dpop, method=_method(scope), url=request_url(scope)
+                )
             if needed:
                 claims.require(needed)
         except JoseError as exc:

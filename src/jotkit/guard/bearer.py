@@ -7,11 +7,13 @@ from collections.abc import Mapping
 
 from jotkit.guard.errors import BadAuthorization, MissingCredentials
 
-__all__ = ["bearer_token", "parse_cookies", "request_token"]
+__all__ = ["bearer_token", "dpop_token", "parse_cookies", "request_token"]
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token, b64token = 1*(ALPHA / DIGIT / "-" /
 # "." / "_" / "~" / "+" / "/") *"=". One space exactly, nothing before or after.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
+# RFC 9449 §7.1: the same b64token after the DPoP scheme.
+_DPOP = re.compile(r"[Dd][Pp][Oo][Pp] ([A-Za-z0-9\-._~+/]+=*)")
 # The auth-scheme (an RFC 9110 token), to tell "not Bearer at all" from "malformed Bearer".
 _SCHEME = re.compile(r"\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)")
 
@@ -35,6 +37,21 @@ def bearer_token(authorization: str | None) -> str:
         "malformed Authorization header: expected 'Bearer <token>' with one space and a "
         "token of A-Z a-z 0-9 - . _ ~ + / and trailing = only"
     )
+
+
+def dpop_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: DPoP <token>`` header value; None for another scheme.
+
+    BadAuthorization when it says DPoP but is malformed.
+    """
+    if authorization[:5].lower() != "dpop ":
+        scheme = _SCHEME.match(authorization)
+        if scheme is None or scheme.group(1).lower() != "dpop":
+            return None
+    match = _DPOP.fullmatch(authorization)
+    if match is None:
+        raise BadAuthorization("malformed Authorization header: expected 'DPoP <token>'")
+    return match.group(1)
 
 
 def request_token(

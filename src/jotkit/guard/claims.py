@@ -18,6 +18,8 @@ class Claims:
     """Who the token speaks for and what it allows; ``raw`` holds every claim, read-only.
 
     ``scope`` is the set of the space-separated ``scope`` claim's values (RFC 8693 §4.2).
+    ``jkt`` is the token's ``cnf.jkt`` (RFC 9449 §6.1): set, the token is bound to that key
+    and is only accepted with a DPoP proof signed by it.
     """
 
     sub: str
@@ -27,6 +29,7 @@ class Claims:
     client_id: str | None
     exp: float
     raw: Mapping[str, Any]
+    jkt: str | None = None
 
     @classmethod
     def from_mapping(cls, claims: dict[str, Any]) -> Claims:
@@ -48,10 +51,21 @@ class Claims:
         exp = claims.get("exp")
         if type(exp) is not int and type(exp) is not float:
             raise InvalidClaim('"exp" must be a NumericDate', claim="exp")
-        return cls(sub, scopes, sid, jti, client_id, exp, MappingProxyType(claims))
+        return cls(sub, scopes, sid, jti, client_id, exp, MappingProxyType(claims), _jkt(claims))
 
     def require(self, scopes: Collection[str]) -> None:
         """Raise InsufficientScope unless every scope in ``scopes`` was granted."""
         missing = [name for name in scopes if name not in self.scope]
         if missing:
             raise InsufficientScope(f"token lacks scope {' '.join(missing)}", scopes=sorted(scopes))
+
+
+def _jkt(claims: Mapping[str, Any]) -> str | None:
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if type(cnf) is dict else None
+    if type(jkt) is not str or not jkt:
+        # A confirmation we cannot honour must not turn into an unbound (bearer) token.
+        raise InvalidClaim('"cnf" must be an object with a "jkt" string', claim="cnf")
+    return jkt

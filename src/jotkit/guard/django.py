@@ -72,9 +72,14 @@ def _configured_guard(value: Any) -> Guard:
 
 
 def _authenticate(guard: Guard, request: HttpRequest) -> Claims:
+    # build_absolute_uri checks the host against ALLOWED_HOSTS and honours
+    # SECURE_PROXY_SSL_HEADER / USE_X_FORWARDED_HOST: the URL a DPoP proof must name.
     return guard.authenticate(
         request.headers.get("Authorization"),
         request.COOKIES if guard.cookie_name is not None else None,
+        dpop=request.headers.get("DPoP"),
+        method=request.method or "GET",
+        url=request.build_absolute_uri(request.path),
     )
 
 

@@ -12,7 +12,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jotkit.jose.dpop import DPoPError
 from jotkit.jose.errors import JoseError, KeyNotFound
+from jotkit.revocation.replay import ReplayCacheUnavailable
 
 __all__ = [
     "ERRORS",
@@ -71,6 +73,7 @@ ERRORS: Mapping[str, _Rule] = {
     "ERR_REVOCATION_FEED_STALE": _Rule(503, None, "temporarily_unavailable"),
     "ERR_REVOCATION_SET_FULL": _Rule(503, None, "temporarily_unavailable"),
     JWKSUnavailable.code: _Rule(503, None, "temporarily_unavailable"),
+    ReplayCacheUnavailable.code: _Rule(503, None, "temporarily_unavailable"),
 }
 _INVALID_TOKEN = _Rule(401, "invalid_token", "invalid_token")
 _RETRY_AFTER_SECONDS = "5"
@@ -95,8 +98,15 @@ class Challenge:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def challenge(exc: JoseError, *, realm: str = "jotkit") -> Challenge:
-    """Map a refusal to its HTTP answer through ``ERRORS`` (RFC 6750 §3, §3.1)."""
+def challenge(exc: JoseError, *, realm: str = "jotkit", dpop_algs: str | None = None) -> Challenge:
+    """Map a refusal to its HTTP answer through ``ERRORS`` (RFC 6750 §3, §3.1).
+
+    A DPoPError answers with the DPoP scheme, its RFC 9449 error (``invalid_dpop_proof``,
+    ``use_dpop_nonce`` or, for a bound token sent as Bearer, ``invalid_token``) and
+    ``dpop_algs``, the algorithms a proof may use (§7.1).
+    """
+    if isinstance(exc, DPoPError):
+        return _dpop_challenge(exc, realm, dpop_algs)
     rule = ERRORS.get(exc.code, _INVALID_TOKEN)
     # Only the header needs the quoted-string form; the JSON body says it as it is.
     description = str(exc)[:_MAX_DESCRIPTION]
@@ -121,3 +131,18 @@ def challenge(exc: JoseError, *, realm: str = "jotkit") -> Challenge:
     if isinstance(exc, InsufficientScope):
         body["scope"] = " ".join(exc.scopes)
     return Challenge(rule.status, www_authenticate, body, headers)
+
+
+def _dpop_challenge(exc: DPoPError, realm: str, algs: str | None) -> Challenge:
+    description = _quoted(str(exc))
+    params = [
+        f'realm="{_quoted(realm)}"',
+        f'error="{exc.error}"',
+        f'error_description="{description}"',
+    ]
+    if algs:
+        params.append(f'algs="{_quoted(algs)}"')
+    www_authenticate = "DPoP " + ", ".join(params)
+    headers = {"Cache-Control": "no-store", "WWW-Authenticate": www_authenticate}
+    body = {"error": exc.error, "error_description": description, "code": exc.code}
+    return Challenge(401, www_authenticate, body, headers)

@@ -2,7 +2,9 @@
 
 Per request the guard finds the token (RFC 6750 header or a cookie), verifies it through the
 Verifier's cache (a token seen before costs two comparisons and the revocation lookups), and
-returns its ``Claims``. Keys are fixed, or fetched from the issuer (``RemoteJWKS``) in the
+returns its ``Claims``. A token bound to a key (``cnf.jkt``, RFC 9449) is accepted only as
+``Authorization: DPoP <token>`` with a ``DPoP`` proof made for this request by that key.
+Keys are fixed, or fetched from the issuer (``RemoteJWKS``) in the
 background: the steady state never touches the network.
 """
 
@@ -13,17 +15,31 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
-from jotkit.guard.bearer import request_token
+from jotkit.guard.bearer import dpop_token, request_token
 from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, challenge
 from jotkit.guard.jwks import RemoteJWKS
+from jotkit.jose.dpop import (
+    ERR_DPOP_BOUND_AS_BEARER,
+    ERR_DPOP_HTU,
+    ERR_DPOP_MISSING,
+    ERR_DPOP_MULTIPLE,
+    ERR_DPOP_REPLAYED,
+    ERR_DPOP_UNBOUND_TOKEN,
+    DPoPError,
+    ProofChecker,
+    ProofPolicy,
+    normalize_htu,
+)
 from jotkit.jose.errors import JoseError, KeyNotFound
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
 from jotkit.jose.verifier import Verifier
 from jotkit.revocation.entries import RevocationSet
+from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 
 __all__ = ["Feed", "Guard"]
 
@@ -50,6 +66,11 @@ class Guard:
     ``/.well-known/openid-configuration``). ``revocation`` is checked on every request;
     ``feed`` (optional) is what keeps it current, started and closed with the guard.
     ``cookie_name``: also accept the token from this cookie when no Authorization header.
+
+    DPoP (RFC 9449, docs/dpop.md): ``dpop`` is the proof policy (algorithms, iat window,
+    nonce hook), ``dpop_replay`` the jti cache (in memory by default; a ``RedisReplayCache``,
+    or its ``redis://`` URL, when several processes serve the API), ``public_url`` the scheme://host[:port][/prefix]
+    clients call when a proxy in front changes what the app sees (proofs name that URL).
     """
 
     def __init__(
@@ -71,6 +92,9 @@ class Guard:
         max_age: float | None = None,
         cache_size: int = 4096,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        dpop: ProofPolicy | None = None,
+        dpop_replay: ReplayCache | str | None = None,
+        public_url: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Fix the policy; no network call happens here (see ``start``)."""
@@ -103,6 +127,21 @@ class Guard:
             clock=clock,
         )
         self.jwks = jwks
+        self._clock = clock
+        self._proofs = ProofChecker(dpop)
+        self.dpop_algs = " ".join(self._proofs.policy.algorithms)
+        if isinstance(dpop_replay, str):
+            dpop_replay = RedisReplayCache(dpop_replay)
+        self.dpop_replay: ReplayCache = (
+            dpop_replay if dpop_replay is not None else MemoryReplayCache()
+        )
+        if public_url is not None:
+            try:
+                normalize_htu(public_url)  # an unusable public_url fails here, not per request
+            except DPoPError:
+                raise ValueError("public_url must be an absolute http(s) URL") from None
+            public_url = public_url.rstrip("/")
+        self.public_url = public_url
         # Authorization header text -> (token, Claims) for tokens that passed everything once:
         # the next request with that header skips the RFC 6750 parse (a regex over ~600
         # characters) and building Claims, and pays only the Verifier's cache hit (time and
@@ -122,8 +161,8 @@ class Guard:
                 self.feed.start()  # a daemon thread: returns at once
                 self._feed_pending = False
 
-    def _seen(self, authorization: str | None) -> Claims | None:
-        """The Claims of a header verified before, re-checked for time and revocation."""
+    def _seen(self, authorization: str | None) -> tuple[str, Claims] | None:
+        """The (token, Claims) of a header verified before, re-checked for time and revocation."""
         if self._feed_pending:
             self._start_feed()
         if authorization is None:
@@ -137,7 +176,7 @@ class Guard:
             self._verifier.verify(hit[0])  # a cache hit, or a full check if it was evicted
         except KeyNotFound:
             return None  # keys changed under us: take the slow path, which may refetch them
-        return hit[1]
+        return hit
 
     def _remember(self, authorization: str | None, token: str, claims: Claims) -> None:
         if authorization is None or not authorization.endswith(token) or not self._by_header_size:
@@ -220,13 +259,25 @@ class Guard:
         cookies: Mapping[str, str] | None = None,
         *,
         scopes: Collection[str] = (),
+        dpop: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
     ) -> Claims:
-        """Find the token (RFC 6750 header, else the cookie), verify it, check ``scopes``."""
-        claims = self._seen(authorization)
-        if claims is None:
-            token = request_token(authorization, cookies, self.cookie_name)
+        """Find the token (RFC 6750 header, else the cookie), verify it, check ``scopes``.
+
+        ``dpop`` is the request's DPoP header (several joined by commas), ``method`` and
+        ``url`` the request's (scheme://host/path as the server saw it): needed to accept a
+        DPoP-bound token.
+        """
+        hit = self._seen(authorization)
+        if hit is None:
+            token, is_dpop = self._find_token(authorization, cookies)
             claims = self.verify(token)
+            self._confirm(token, claims, is_dpop, dpop, method, url)
             self._remember(authorization, token, claims)
+        else:
+            token, claims = hit
+            self._confirm(token, claims, claims.jkt is not None, dpop, method, url)
         if scopes:
             claims.require(scopes)
         return claims
@@ -237,16 +288,94 @@ class Guard:
         cookies: Mapping[str, str] | None = None,
         *,
         scopes: Collection[str] = (),
+        dpop: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
     ) -> Claims:
         """``authenticate`` for event loops (see ``verify_async``)."""
-        claims = self._seen(authorization)
-        if claims is None:
-            token = request_token(authorization, cookies, self.cookie_name)
+        hit = self._seen(authorization)
+        if hit is None:
+            token, is_dpop = self._find_token(authorization, cookies)
             claims = await self.verify_async(token)
+            await self._confirm_async(token, claims, is_dpop, dpop, method, url)
             self._remember(authorization, token, claims)
+        else:
+            token, claims = hit
+            await self._confirm_async(token, claims, claims.jkt is not None, dpop, method, url)
         if scopes:
             claims.require(scopes)
         return claims
+
+    def _find_token(
+        self, authorization: str | None, cookies: Mapping[str, str] | None
+    ) -> tuple[str, bool]:
+        """(token, whether it came with the DPoP scheme)."""
+        if authorization:
+            token = dpop_token(authorization)
+            if token is not None:
+                return token, True
+        return request_token(authorization, cookies, self.cookie_name), False
+
+    async def _confirm_async(
+        self,
+        token: str,
+        claims: Claims,
+        is_dpop: bool,
+        proof: str | None,
+        method: str | None,
+        url: str | None,
+    ) -> None:
+        """``_confirm`` for event loops: with a networked replay cache (Redis: a round trip,
+        up to its socket timeout when Redis is down), the check runs in a worker thread."""
+        if not is_dpop or isinstance(self.dpop_replay, MemoryReplayCache):
+            self._confirm(token, claims, is_dpop, proof, method, url)
+            return
+        import anyio.to_thread  # only here: the sync guard must not need anyio
+
+        await anyio.to_thread.run_sync(self._confirm, token, claims, is_dpop, proof, method, url)
+
+    def _confirm(
+        self,
+        token: str,
+        claims: Claims,
+        is_dpop: bool,
+        proof: str | None,
+        method: str | None,
+        url: str | None,
+    ) -> None:
+        """RFC 9449 §7: a bound token needs the DPoP scheme and a fresh proof by its key."""
+        if not is_dpop:
+            if claims.jkt is not None:
+                # §7.2: a stolen bound token replayed as a bearer token must not work.
+                raise DPoPError(
+                    "this token is bound to a key (cnf.jkt): send it as 'DPoP <token>' with a "
+                    "DPoP proof",
+                    code=ERR_DPOP_BOUND_AS_BEARER,
+                )
+            return
+        if claims.jkt is None:
+            raise DPoPError(
+                "the DPoP scheme needs a DPoP-bound token (cnf.jkt)", code=ERR_DPOP_UNBOUND_TOKEN
+            )
+        if not proof:
+            raise DPoPError("the request has no DPoP header", code=ERR_DPOP_MISSING)
+        if "," in proof:
+            raise DPoPError("the request has more than one DPoP header", code=ERR_DPOP_MULTIPLE)
+        if method is None or url is None:
+            raise DPoPError(
+                "the guard was not given the request's method and URL", code=ERR_DPOP_HTU
+            )
+        if self.public_url is not None:
+            url = self.public_url + (urlsplit(url).path or "/")
+        checked = self._proofs.check(
+            proof, method=method, url=url, now=self._clock(), access_token=token, jkt=claims.jkt
+        )
+        # Keyed by the key too: one client's jti cannot block another's.
+        ttl = self._proofs.policy.replay_ttl_seconds
+        if not self.dpop_replay.first_use(f"{checked.jkt}:{checked.jti}", ttl):
+            raise DPoPError(
+                "this DPoP proof was already used (jti replayed)", code=ERR_DPOP_REPLAYED
+            )
 
     # -- adapters (imported on use: a Flask service needs no Starlette, and the reverse) --
 
@@ -267,4 +396,4 @@ class Guard:
 
     def challenge(self, exc: JoseError) -> Challenge:
         """The HTTP answer to a refusal (status, WWW-Authenticate, JSON body)."""
-        return challenge(exc, realm=self.realm)
+        return challenge(exc, realm=self.realm, dpop_algs=self.dpop_algs)

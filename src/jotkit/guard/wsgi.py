@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Collection, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from wsgiref.util import request_uri
 
 import orjson
 
@@ -24,7 +25,7 @@ from jotkit.jose.errors import JoseError
 if TYPE_CHECKING:
     from jotkit.guard.guard import Guard
 
-__all__ = ["GuardWSGIMiddleware", "flask_required"]
+__all__ = ["GuardWSGIMiddleware", "authenticate_environ", "flask_required"]
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -40,6 +41,21 @@ def _cookies(environ: dict[str, Any], guard: Guard) -> dict[str, str] | None:
         return None
     header = environ.get("HTTP_COOKIE")
     return parse_cookies(header) if header else None
+
+
+def authenticate_environ(
+    guard: Guard, environ: dict[str, Any], scopes: Collection[str] = ()
+) -> Claims:
+    """``guard.authenticate`` with what a WSGI request carries: the Authorization, Cookie
+    and DPoP headers, the method and scheme://host/path (PEP 3333's URL reconstruction)."""
+    return guard.authenticate(
+        environ.get("HTTP_AUTHORIZATION"),
+        _cookies(environ, guard),
+        scopes=scopes,
+        dpop=environ.get("HTTP_DPOP"),
+        method=environ.get("REQUEST_METHOD", "GET"),
+        url=request_uri(environ, include_query=False),
+    )
 
 
 class GuardWSGIMiddleware:
@@ -71,9 +87,7 @@ class GuardWSGIMiddleware:
             return self.app(environ, start_response)
         guard = self.guard
         try:
-            claims: Claims | None = guard.authenticate(
-                environ.get("HTTP_AUTHORIZATION"), _cookies(environ, guard), scopes=self.scopes
-            )
+            claims: Claims | None = authenticate_environ(guard, environ, self.scopes)
         except MissingCredentials as exc:
             if self.required:
                 return self._refuse(guard.challenge(exc), start_response)
@@ -109,10 +123,7 @@ def flask_required(guard: Guard, scopes: Collection[str] = ()) -> Callable[[View
             claims: Claims | None = request.environ.get("jotkit.claims")
             try:
                 if claims is None:
-                    claims = guard.authenticate(
-                        request.headers.get("Authorization"),
-                        request.cookies if guard.cookie_name is not None else None,
-                    )
+                    claims = authenticate_environ(guard, request.environ)
                 if needed:
                     claims.require(needed)
             except JoseError as exc:
