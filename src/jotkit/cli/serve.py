@@ -18,9 +18,8 @@ from jotkit.extras import MissingExtra
 __all__ = ["serve", "server_settings"]
 
 _SETTINGS_EPILOG = "Every setting, as TOML name / environment variable [default]: meaning"
-# On SIGTERM uvicorn waits for in-flight requests, and a held GET /revocations long-poll lasts
-# up to 30 s: without a bound, stopping the server waits that long (or past a SIGKILL grace).
-# Cancelled polls are harmless: feed subscribers reconnect and resume from their cursor.
+# On SIGTERM uvicorn waits for in-flight requests up to this bound, then cancels them. Held
+# GET /revocations long-polls are answered at once (server/runner.py); the bound is the rest's.
 _GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
@@ -73,6 +72,7 @@ def serve(
     """Run the auth server (SQLite and a generated key by default: nothing else to set up)."""
     from jotkit.server import build_service, create_app
     from jotkit.server.logs import configure_logging
+    from jotkit.server.runner import Server
 
     settings = server_settings(
         config, host=host, port=port, database_url=database_url, issuer=issuer
@@ -87,7 +87,7 @@ def serve(
     click.echo(
         f"jotkit serving {settings.issuer} (store: {_redacted(settings.database_url)})", err=True
     )
-    uvicorn.run(
+    uvicorn_config = uvicorn.Config(
         create_app(settings, service=service),
         host=settings.host,
         port=settings.port,
@@ -100,6 +100,11 @@ def serve(
         forwarded_allow_ips=list(settings.trusted_proxies),
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
     )
+    server = Server(uvicorn_config, on_shutdown=service.feed.end_polls)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once done
+        server.run()
+    if not server.started:  # as uvicorn.run: it could not start (the reason is logged)
+        raise SystemExit(3)
 
 
 def _check_listen(host: str, port: int) -> None:
