@@ -32,10 +32,17 @@ async def readyz(service: Service) -> JsonResponse:
 @router.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
 async def metrics(service: Service) -> PlainTextResponse:
     """Prometheus metrics."""
-    revocations = service.feed.revocations
+    feed = service.feed
+    revocations = feed.revocations
     text = service.metrics.render(
         [
             ("jotkit_revocation_entries", "Live revocation entries in memory.", len(revocations)),
+            ("jotkit_revocation_feed_cursor", "The feed's cursor in this process.", feed.cursor),
+            (
+                "jotkit_revocation_feed_polls",
+                "GET /revocations long-polls held right now.",
+                feed.polls,
+            ),
             (
                 "jotkit_signing_keys",
                 "Published signing keys.",
