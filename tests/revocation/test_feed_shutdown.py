@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -30,6 +32,18 @@ def held_polls(server: ServerProcess) -> float:
 
 def restarting_said(caplog: pytest.LogCaptureFixture) -> bool:
     return any("server restarting" in r.getMessage() for r in caplog.records)
+
+
+def expire_newest_entry(database: Path, cursor: int) -> int:
+    """Store an already expired entry above ``cursor``, as a crashed writer's last one."""
+    newest = cursor + 7
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO revocations (id, kind, value, not_before, forget_after, created_at)"
+            " VALUES (?, 'jti', 'long-gone', 0, ?, ?)",
+            (newest, time.time() - 60, time.time() - 1000),
+        )
+    return newest
 
 
 def test_sigterm_answers_held_polls_and_the_guard_logs_no_error(
@@ -75,8 +89,13 @@ def test_sigterm_answers_held_polls_and_the_guard_logs_no_error(
         complaints = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         assert not complaints, complaints
 
+        # While it is down, the newest entry expires: the restarted server's cursor must not
+        # go back below it, or subscribers take the store for a new one and read it all again.
+        expired = expire_newest_entry(tmp_path / "jotkit.db", body["cursor"])
+
         # The deploy goes on: the same server comes back, and the guard follows it again.
         restarted = start_server(tmp_path, port=int(server.url.rsplit(":", 1)[1]))
+        assert restarted.client.get("/revocations").json()["cursor"] == expired
         pair = restarted.login()
         answer = restarted.client.post(
             "/logout", headers={"Authorization": f"Bearer {pair['access_token']}"}
