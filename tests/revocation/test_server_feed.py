@@ -6,7 +6,9 @@ Over the HTTP feed (``GET /revocations`` long-poll) and over Redis (the server p
 
 from __future__ import annotations
 
+import sqlite3
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,19 @@ def test_redis_subscribers_stay_fresh_while_the_server_cannot_read_its_store(
         subscriber.close()
         server.stop()
         engine.dispose()
+
+
+def test_a_poll_ahead_of_the_server_reads_the_store_before_answering(
+    server: ServerProcess,
+) -> None:
+    # A subscriber behind a load balancer saw entry N on another instance (or worker); this
+    # one has not synced it yet (it syncs every second). Answering its own lower cursor would
+    # make the subscriber take the store for a new one and read the whole feed again.
+    with sqlite3.connect(server.database_url.removeprefix("sqlite:///")) as connection:
+        written = connection.execute(
+            "INSERT INTO revocations (kind, value, not_before, forget_after, created_at)"
+            " VALUES ('jti', ?, 0, ?, ?)",
+            (f"elsewhere-{uuid.uuid4().hex}", time.time() + 600, time.time()),
+        ).lastrowid
+    answer = server.client.get("/revocations", params={"since": written}).json()
+    assert answer["cursor"] == written

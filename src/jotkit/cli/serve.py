@@ -18,9 +18,8 @@ from jotkit.extras import MissingExtra
 __all__ = ["serve", "server_settings"]
 
 _SETTINGS_EPILOG = "Every setting, as TOML name / environment variable [default]: meaning"
-# On SIGTERM uvicorn waits for in-flight requests, and a held GET /revocations long-poll lasts
-# up to 30 s: without a bound, stopping the server waits that long (or past a SIGKILL grace).
-# Cancelled polls are harmless: feed subscribers reconnect and resume from their cursor.
+# On SIGTERM uvicorn waits for in-flight requests up to this bound, then cancels them. Held
+# GET /revocations long-polls are answered at once (server/runner.py); the bound is the rest's.
 _GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
@@ -80,6 +79,7 @@ def serve(
     from jotkit.server import build_service, create_app
     from jotkit.server.limits import HeaderLimitProtocol
     from jotkit.server.logs import configure_logging
+    from jotkit.server.runner import Server
 
     settings = server_settings(
         config, host=host, port=port, database_url=database_url, issuer=issuer, workers=workers
@@ -118,9 +118,14 @@ def serve(
         service.store.close()
         run_workers(settings, options)
         return
-    uvicorn.run(
+    uvicorn_config = uvicorn.Config(
         create_app(settings, service=service), host=settings.host, port=settings.port, **options
     )
+    server = Server(uvicorn_config, on_shutdown=service.feed.end_polls)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once done
+        server.run()
+    if not server.started:  # as uvicorn.run: it could not start (the reason is logged)
+        raise SystemExit(3)
 
 
 def _check_listen(host: str, port: int) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,6 +112,8 @@ class HttpFeedSubscriber(FeedFollower):
         self._client = httpx.Client(headers=self._headers, timeout=self._timeout)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        # The last answer said the server is shutting down (a deploy, most likely).
+        self._closing = False
 
     def poll_once(self, wait_seconds: float | None = None) -> int:
         """One blocking poll: apply what the feed returns, mark the set heard.
@@ -162,7 +166,11 @@ class HttpFeedSubscriber(FeedFollower):
             )
             self.cursor = 0
         else:
-            self.cursor = max(cursor, *(entry.cursor for entry in entries), since)
+            # The answer's cursor alone: the server vouches that every entry up to it is in
+            # the answer. An entry's own cursor vouches for nothing below it, and resuming
+            # past it could skip an entry the server had not read yet.
+            self.cursor = cursor
+        self._closing = body.get("closing") is True
         self.revocations.heard()
         return len(entries)
 
@@ -186,6 +194,9 @@ class HttpFeedSubscriber(FeedFollower):
         self._loop = asyncio.get_running_loop()
         stopping = asyncio.ensure_future(stop.wait())
         failures = 0
+        warned = False
+        # When the server last said it was closing: failures soon after are its restart.
+        closed_at = -math.inf
         # The first poll does not wait: it loads the live set as fast as the server can answer.
         wait: float = 0
         loop = asyncio.get_running_loop()
@@ -207,7 +218,13 @@ class HttpFeedSubscriber(FeedFollower):
                 if error is not None:
                     self._ready.clear()
                     code = getattr(error, "code", type(error).__name__)
-                    if failures == 0:
+                    if loop.time() - closed_at < _RESTART_QUIET_SECONDS:
+                        if failures == 0:
+                            logger.info(
+                                "revocation feed: server restarting (%s); polling again", code
+                            )
+                    elif not warned:
+                        warned = True
                         logger.warning(
                             "revocation feed: poll failed (%s: %s); backing off", code, error
                         )
@@ -215,12 +232,18 @@ class HttpFeedSubscriber(FeedFollower):
                     failures += 1
                     await asyncio.wait({stopping}, timeout=delay)
                     continue
-                failures = 0
+                failures, warned = 0, False
                 self._ready.set()
                 self._prune_if_due()
-                if wait and not poll.result() and loop.time() - started < wait / 2:
-                    # An empty answer long before the hold was up: the server is not holding
-                    # (or is going down). Pause instead of polling in a tight loop.
+                if self._closing:
+                    # A complete answer from a server going down: poll again after a pause
+                    # (jittered, so a fleet does not hit the next instance at once).
+                    closed_at = loop.time()
+                    pause = _CLOSING_PAUSE_SECONDS * (0.5 + random.random())  # noqa: S311 - jitter
+                    await asyncio.wait({stopping}, timeout=pause)
+                elif wait and not poll.result() and loop.time() - started < wait / 2:
+                    # An empty answer long before the hold was up: the server is not holding.
+                    # Pause instead of polling in a tight loop.
                     await asyncio.wait({stopping}, timeout=_EARLY_EMPTY_PAUSE_SECONDS)
                 wait = self.wait_seconds
         stopping.cancel()
@@ -229,6 +252,11 @@ class HttpFeedSubscriber(FeedFollower):
 
 _POLL_MARGIN_SECONDS = 15.0
 _EARLY_EMPTY_PAUSE_SECONDS = 1.0
+# After a "closing" answer: the pause before the next poll (a restarting server needs a moment)
+_CLOSING_PAUSE_SECONDS = 1.0
+# After a "closing" answer, failures this long are a restart in progress: logged at INFO, not
+# as a warning on every deploy. Past it, the first failure is a warning again.
+_RESTART_QUIET_SECONDS = 30.0
 
 
 def _check_status(response: httpx.Response) -> None:

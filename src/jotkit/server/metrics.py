@@ -83,6 +83,7 @@ class Metrics:
             lines += [
                 f"# HELP {gauge} {help_text}",
                 f"# TYPE {gauge} gauge",
-                f"{gauge} {reading:g}",
+                # Integers exactly: :g rounds 1,234,567 to 1.23457e+06.
+                f"{gauge} {reading if isinstance(reading, int) else format(reading, 'g')}",
             ]
         return "\n".join(lines) + "\n"

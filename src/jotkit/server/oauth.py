@@ -185,15 +185,24 @@ async def revocations(
     since: Annotated[int, Query(ge=0)] = 0,
     wait: Annotated[float, Query(ge=0, le=30)] = 0,
 ) -> JsonResponse:
-    """The revocation feed: live entries after cursor ``since``, long-polling up to ``wait`` s."""
+    """The revocation feed: live entries after cursor ``since``, long-polling up to ``wait`` s.
+
+    ``cursor`` never runs ahead of ``entries``: resuming from it misses nothing. While the
+    server shuts down, held polls are answered at once with ``"closing": true``.
+    """
     feed = service.feed
-    entries = await feed.wait(since, wait, now=time.time())
-    return JsonResponse(
-        {
-            "cursor": feed.cursor,
-            "entries": [entry.to_json() for entry in entries],
-            "heartbeat_seconds": service.settings.heartbeat_seconds,
-            "now": time.time(),
-        },
-        headers={"Cache-Control": "no-store"},
-    )
+    if since > feed.cursor:
+        # The subscriber has seen more than this process has read: another instance wrote
+        # it. Read the store before answering with a lower cursor, which the subscriber
+        # would take for a new database (and read the whole feed again).
+        await asyncio.to_thread(feed.sync, now=time.time())
+    page = await feed.wait(since, wait, now=time.time())
+    answer = {
+        "cursor": page.cursor,
+        "entries": [entry.to_json() for entry in page.entries],
+        "heartbeat_seconds": service.settings.heartbeat_seconds,
+        "now": time.time(),
+    }
+    if page.closing:
+        answer["closing"] = True
+    return JsonResponse(answer, headers={"Cache-Control": "no-store"})

@@ -33,7 +33,8 @@ async def readyz(service: Service) -> JsonResponse:
 async def metrics(request: Request, service: Service) -> PlainTextResponse:
     """Prometheus metrics (of the one process that answers: under ``--workers``, the
     ``jotkit_worker`` gauge says which)."""
-    revocations = service.feed.revocations
+    feed = service.feed
+    revocations = feed.revocations
     text = service.metrics.render(
         [
             (
@@ -42,6 +43,12 @@ async def metrics(request: Request, service: Service) -> PlainTextResponse:
                 request.app.state.worker,
             ),
             ("jotkit_revocation_entries", "Live revocation entries in memory.", len(revocations)),
+            ("jotkit_revocation_feed_cursor", "The feed's cursor in this process.", feed.cursor),
+            (
+                "jotkit_revocation_feed_polls",
+                "GET /revocations long-polls held right now.",
+                feed.polls,
+            ),
             (
                 "jotkit_revocation_set_full",
                 "1 while tokens are refused because the revocation set is full.",

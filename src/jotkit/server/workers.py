@@ -86,11 +86,20 @@ def _serve(
 ) -> None:
     import uvicorn
 
+    from jotkit.server.runner import Server
+
     # The parent's handlers would run here too; uvicorn installs the worker's own.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    config = uvicorn.Config(create_app(settings, worker=index), **options)
-    uvicorn.Server(config).run(sockets=[listener])
+    app = create_app(settings, worker=index)
+
+    def end_polls() -> None:
+        # The worker's service is built by the app's lifespan: absent if it never started.
+        service = getattr(app.state, "service", None)
+        if service is not None:
+            service.feed.end_polls()
+
+    Server(uvicorn.Config(app, **options), on_shutdown=end_polls).run(sockets=[listener])
 
 
 def _listen(host: str, port: int) -> socket.socket:
