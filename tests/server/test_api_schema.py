@@ -25,8 +25,7 @@ import jsonschema_rs
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from conftest import PG_URL
-from servers import ServerProcess, postgres_schema, start_server
+from servers import PG_URL, ServerProcess, postgres_schema, start_server
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 HOOKS_DIR = Path(__file__).parent

@@ -51,17 +51,14 @@ class KeyStore(Database):
         The condition keeps two instances that decide to rotate at once from adding two keys:
         the second finds the first's key and adds nothing.
         """
+        # On SQLite ``_write`` begins IMMEDIATE: the file's write lock is taken before the
+        # check (a deferred BEGIN let two processes on one file both pass it and add two keys).
         with self._write() as connection:
             if connection.dialect.name == "postgresql":
                 # Serializes rotations across instances.
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ROTATION_LOCK_ID}
                 )
-            else:
-                # pysqlite would BEGIN (deferred) only at the INSERT, after the check: two
-                # processes on one file (``--workers``) both passed it and added two keys.
-                # IMMEDIATE takes the file's write lock before the check.
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
             newest = connection.execute(
                 select(signing_keys.c.kid)
                 .order_by(signing_keys.c.activates_at.desc(), signing_keys.c.kid.desc())
