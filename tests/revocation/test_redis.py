@@ -35,6 +35,15 @@ def following(
         subscriber.close()
 
 
+@contextmanager
+def seeded_publisher(url: str, prefix: str) -> Iterator[RedisPublisher]:
+    """A publisher whose log is seeded (from an empty store), as the auth server's is from
+    its first heartbeat on: subscribers trust only a seeded log."""
+    with RedisPublisher(url, prefix=prefix) as publisher:
+        assert publisher.reseed([]) is True
+        yield publisher
+
+
 def log_members(url: str, prefix: str) -> list[dict[str, object]]:
     client = redis.Redis.from_url(url)
     try:
@@ -45,7 +54,7 @@ def log_members(url: str, prefix: str) -> list[dict[str, object]]:
 
 def test_published_revocation_reaches_a_running_subscriber(redis_url: str, prefix: str) -> None:
     with (
-        RedisPublisher(redis_url, prefix=prefix) as publisher,
+        seeded_publisher(redis_url, prefix) as publisher,
         following(redis_url, prefix) as (
             revocations,
             _,
@@ -62,7 +71,7 @@ def test_published_revocation_reaches_a_running_subscriber(redis_url: str, prefi
 
 def test_late_subscriber_catches_up_from_the_log(redis_url: str, prefix: str) -> None:
     now = time.time()
-    with RedisPublisher(redis_url, prefix=prefix) as publisher:
+    with seeded_publisher(redis_url, prefix) as publisher:
         assert publisher.publish(entry("jti", "t1", 1))
         assert publisher.publish(entry("sid", "s1", 2))
         assert publisher.publish(entry("sub", "alice", 3, not_before=now))
@@ -98,7 +107,7 @@ def test_heartbeats_keep_the_set_fresh_and_silence_makes_it_stale(
     clock = ManualClock()
     revocations = RevocationSet(max_staleness_seconds=5, monotonic=clock)
     with (
-        RedisPublisher(redis_url, prefix=prefix) as publisher,
+        seeded_publisher(redis_url, prefix) as publisher,
         following(redis_url, prefix, revocations),
     ):
         assert not revocations.is_stale
@@ -163,7 +172,7 @@ def test_malformed_messages_are_skipped_and_the_feed_goes_on(redis_url: str, pre
     channel = feed_keys(prefix)[0]
     raw = redis.Redis.from_url(redis_url)
     with (
-        RedisPublisher(redis_url, prefix=prefix) as publisher,
+        seeded_publisher(redis_url, prefix) as publisher,
         following(redis_url, prefix) as (
             revocations,
             subscriber,
@@ -220,7 +229,9 @@ def test_redis_restart_loses_no_revocation(private_redis: PrivateRedis) -> None:
 
     with RedisPublisher(url, prefix=prefix, socket_timeout_seconds=1) as publisher:
         assert publisher.reseed(store)
-        with following(url, prefix) as (revocations, subscriber):
+        # Fail-closed with a bound far longer than the outage: only the feed can make it stale.
+        bounded = RevocationSet(max_staleness_seconds=600)
+        with following(url, prefix, bounded) as (revocations, subscriber):
             assert revoke(publisher, entry("jti", "before", 1))
             wait_for(lambda: revocations.cursor == 1, "the first entry")
 
@@ -232,13 +243,20 @@ def test_redis_restart_loses_no_revocation(private_redis: PrivateRedis) -> None:
 
             private_redis.start()  # same port, empty: the log and epoch are gone
             wait_for(lambda: subscriber.connections >= 2, "the subscriber to reconnect")
-            assert verdict(revocations, {"jti": "before"}) == REVOKED  # kept through it all
+            # The empty log lacks "during": until the server reseeds it, the set is stale and
+            # refuses every token (it used to count itself fresh and accept "during").
+            assert not subscriber.seeded
+            assert verdict(revocations, {"sid": "during"}) == STALE
+            assert verdict(revocations, {"jti": "live"}) == STALE
             # The server's next heartbeat sees the empty Redis and reseeds from its store.
             assert publisher.heartbeat() is True
             assert publisher.reseed(store)
             assert publisher.heartbeat() is False
+            wait_for(lambda: subscriber.seeded, "the reseeded log to be read")
             wait_for(lambda: revocations.cursor == 2, "the entry revoked during the outage")
             assert verdict(revocations, {"sid": "during"}) == REVOKED
+            assert verdict(revocations, {"jti": "before"}) == REVOKED  # kept through it all
+            assert verdict(revocations, {"jti": "live"}) == "accepted"
 
             assert revoke(publisher, entry("jti", "after", 3))
             wait_for(lambda: revocations.cursor == 3, "an entry published after the restart")

@@ -202,6 +202,11 @@ class RevocationSet:
         """Record that the feed is alive (an entry or a heartbeat arrived)."""
         self._last_heard = self._monotonic()
 
+    def unheard(self) -> None:
+        """Record that the feed lost what it held (Redis restarted empty, say): the set is
+        stale, and fail-closed refuses tokens, until the feed is heard from again."""
+        self._last_heard = -math.inf
+
     @property
     def staleness_seconds(self) -> float:
         """Seconds since the feed was last heard from."""
@@ -267,7 +272,10 @@ class RevocationSet:
             and self._monotonic() - self._last_heard > bound
         ):
             if self._last_heard == -math.inf:
-                raise FeedStale("revocation feed not loaded yet; refusing tokens until it is")
+                raise FeedStale(
+                    "revocation feed not loaded (yet, or again after it lost its data); "
+                    "refusing tokens until it is"
+                )
             raise FeedStale(
                 f"revocation feed not heard from for {self.staleness_seconds:.1f} s "
                 f"(bound {bound:g} s); refusing tokens until it is back"

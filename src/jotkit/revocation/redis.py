@@ -279,11 +279,15 @@ class RedisSubscriber(FeedFollower):
             prune_interval_seconds=prune_interval_seconds,
         )
         self.url = url
-        self.channel, self.log_key, _, _ = feed_keys(prefix)
+        self.channel, self.log_key, self.epoch_key, _ = feed_keys(prefix)
         self.health_check_seconds = health_check_seconds
         #: How many times a connection was established and the log read (1 after start).
         self.connections = 0
         self._reread = False
+        #: The log was seeded from the auth server's store (its epoch key exists). A log
+        #: without it (Redis restarted empty, and the server has not reseeded it yet) lacks
+        #: what was revoked before: nothing it says, heartbeats included, makes the set fresh.
+        self.seeded = False
         self._pubsub: Any = None
 
     def _run(self) -> None:
@@ -351,6 +355,9 @@ class RedisSubscriber(FeedFollower):
 
     def _read_log(self, client: redis.Redis) -> None:
         self._reread = False
+        # The epoch first: set in the same transaction as a reseed's entries, so if it is
+        # there, the log read after it holds everything the store had.
+        seeded = bool(client.exists(self.epoch_key))
         low = "-inf"
         applied = 0
         while True:
@@ -366,7 +373,14 @@ class RedisSubscriber(FeedFollower):
                 break
             # Equal scores are the same stored entry, so paging past the last score is exact.
             low = f"({int(page[-1][1])}"
-        self.revocations.heard()
+        if seeded:
+            self.revocations.heard()
+        self.seeded = seeded
+        if not seeded:
+            # Until the server's reseed message arrives (and this log is read again), the set
+            # may lack entries revoked while Redis was down: stale, so fail-closed refuses.
+            self.revocations.unheard()
+            logger.warning("revocation feed: the Redis log is not seeded; waiting for a reseed")
         logger.debug("revocation feed: read %d entries from the Redis log", applied)
 
     def _apply(self, raw: bytes | dict[str, Any]) -> int:
@@ -396,4 +410,5 @@ class RedisSubscriber(FeedFollower):
         elif kind != "heartbeat":
             logger.warning("revocation feed: skipped a message of unknown type %r", kind)
             return
-        self.revocations.heard()
+        if self.seeded:
+            self.revocations.heard()
