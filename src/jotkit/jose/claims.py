@@ -130,10 +130,10 @@ def validate(
     """Apply a claims policy at time ``now`` (seconds since the epoch); raise on the first
     failure. ``aud`` in a token is always checked: a token for some audience is refused
     when the caller names none (RFC 7519 §4.1.3)."""
-    _validate(claims, now, leeway, issuer, audience, subject, max_age, require)
+    validate_positional(claims, now, leeway, issuer, audience, subject, max_age, require)
 
 
-def _validate(
+def validate_positional(
     claims: Mapping[str, Any],
     now: float,
     leeway: float,
@@ -143,7 +143,8 @@ def _validate(
     max_age: float | None,
     require: Collection[str],
 ) -> None:
-    """validate with positional arguments, for jwt.verify and Verifier.
+    """``validate`` with positional arguments, for jwt.verify and Verifier (the core's
+    internal interface, not in ``__all__``).
 
     Written for the path a valid token takes right after a 20-500 µs signature check, when
     the interpreter's caches are cold: integer dates (what every issuer writes) and one

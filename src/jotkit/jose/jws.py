@@ -90,7 +90,7 @@ def decode_header(segment: str | bytes) -> dict[str, Any]:
     return header
 
 
-def _shape_error(data: bytes, count: int) -> MalformedToken:
+def shape_error(data: bytes, count: int) -> MalformedToken:
     """The error for a token that is not a 3-segment compact JWS, naming what it is instead."""
     if data.lstrip()[:1] == b"{":
         return MalformedToken(
@@ -188,13 +188,14 @@ def _as_text(token: Any, max_token_bytes: int) -> str:
         raise MalformedToken("a token is ASCII text") from None
 
 
-def _verify_compact(
+def verify_compact(
     token: Any,
     keys: Key | KeySet,
     algorithms: Collection[str] | None,
     max_token_bytes: int,
 ) -> tuple[dict[str, Any], bytes, Key]:
     """Parse and check a compact JWS; return (header, payload bytes, key). Raises JoseError.
+    The core's internal interface (jws.verify, jwt.verify, Verifier), not in ``__all__``.
 
     A header's route (its parse, algorithm and candidate keys) is memoized per key source by
     its base64url text once a signature made under it has verified: a service sees the same
@@ -219,7 +220,7 @@ def _verify_compact(
     try:
         header_segment, payload_segment, signature_segment = data.split(b".")
     except ValueError:
-        raise _shape_error(data, data.count(b".") + 1) from None
+        raise shape_error(data, data.count(b".") + 1) from None
     try:
         memo = keys._header_memo
     except AttributeError:
@@ -231,7 +232,7 @@ def _verify_compact(
             _refuse_unlisted(alg.name, algorithms)
     else:
         if header_segment.lstrip()[:1] == b"{":  # JSON serialization with exactly two dots
-            raise _shape_error(data, 3)
+            raise shape_error(data, 3)
         header, alg, candidates = _route(header_segment, keys, algorithms)
     signing_input = data[: len(header_segment) + len(payload_segment) + 1]
     # b64decode, inlined for both segments, and the signature checked here rather than in a
@@ -293,7 +294,7 @@ def verify(
     (its ``alg`` if bound, else every algorithm of its type and curve). Raises only JoseError.
     """
     try:
-        header, payload, key = _verify_compact(token, key_or_keyset, algorithms, max_token_bytes)
+        header, payload, key = verify_compact(token, key_or_keyset, algorithms, max_token_bytes)
         return Verified(dict(header), payload, key)
     except JoseError:
         raise
@@ -330,9 +331,11 @@ def _encoded_header(key: Key, name: str, typ: str | None, extra: Mapping[str, An
         raise MalformedToken(f"header is not JSON-serializable: {exc}") from None
 
 
-def _sign_compact(
+def sign_compact(
     payload: bytes, key: Key, alg: str | None, typ: str | None, header: Mapping[str, Any] | None
 ) -> str:
+    """Sign ``payload`` as a compact JWS. The core's internal interface (jws.sign and
+    jwt.sign), not in ``__all__``: arguments unchecked, positional, for the hot path."""
     # Without extra header members, the (algorithm, encoded header) pair depends only on the
     # key and the request, so it is computed once per key: ~1 µs off every HMAC signature.
     prepared = key._signing_headers.get((alg, typ)) if header is None else None
@@ -369,4 +372,4 @@ def sign(
         raise MalformedToken("a JWS payload is bytes")
     if not isinstance(key, Key):
         raise KeyMismatch("sign needs a Key")
-    return _sign_compact(bytes(payload), key, alg, None, header)
+    return sign_compact(bytes(payload), key, alg, None, header)

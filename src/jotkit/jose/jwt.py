@@ -16,18 +16,18 @@ from jotkit.jose.b64 import b64decode
 from jotkit.jose.claims import (
     REQUIRE_EXP,
     SECRET_CLAIM_NAMES,
-    _validate,
     check_typ,
     numeric_date,
     sensitive_claims,
+    validate_positional,
 )
 from jotkit.jose.errors import InvalidClaim, JoseError, KeyMismatch, MalformedToken, TokenTooLarge
 from jotkit.jose.jws import (
     DEFAULT_MAX_TOKEN_BYTES,
-    _shape_error,
-    _sign_compact,
-    _verify_compact,
     decode_header,
+    shape_error,
+    sign_compact,
+    verify_compact,
 )
 from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
@@ -75,11 +75,11 @@ def verify(
     """
     # The one place this sequence is written: Verifier calls this function with its policy.
     try:
-        header, payload, _ = _verify_compact(token, key_or_keyset, algorithms, max_token_bytes)
+        header, payload, _ = verify_compact(token, key_or_keyset, algorithms, max_token_bytes)
         claims = _parse_claims(payload)
         if typ is not None:
             check_typ(header, typ)
-        _validate(
+        validate_positional(
             claims,
             time.time() if now is None else now,
             leeway,
@@ -136,7 +136,7 @@ def sign(
         payload = orjson.dumps(claims)
     except TypeError as exc:
         raise MalformedToken(f"claims are not JSON-serializable: {exc}") from None
-    return _sign_compact(payload, key, alg, "JWT", header)
+    return sign_compact(payload, key, alg, "JWT", header)
 
 
 def peek(
@@ -158,6 +158,6 @@ def peek(
         raise TokenTooLarge(f"token is {len(token)} bytes, over the {max_token_bytes}-byte cap")
     parts = token.split(".")
     if len(parts) != 3 or parts[0].lstrip()[:1] == "{":
-        raise _shape_error(token.encode(), len(parts))
+        raise shape_error(token.encode(), len(parts))
     header = decode_header(parts[0])
     return header, decode_claims(parts[1])

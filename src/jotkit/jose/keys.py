@@ -112,7 +112,7 @@ class Key:
         # use=enc keys stay in a key set (a JWKS may mix them) but never check a signature.
         self._verify_algs = compatible if self.can("verify") else frozenset()
         # Routes of verified protected headers, keyed by their base64url text (see
-        # jws._verify_compact), and encoded headers this key signs with (see
+        # jws.verify_compact), and encoded headers this key signs with (see
         # jws._encoded_header): per-key caches.
         self._header_memo: dict[bytes, Any] = {}
         self._signing_headers: dict[Any, Any] = {}

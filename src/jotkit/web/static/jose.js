@@ -485,7 +485,7 @@ function parseHeader(segment) {
   return header;
 }
 
-// Candidate keys, as KeySet.candidates / jws._verify_compact choose them.
+// Candidate keys, as KeySet.candidates / jws.verify_compact choose them.
 function candidates(keySource, header) {
   const alg = header.alg;
   const kid = header.kid;
@@ -593,7 +593,7 @@ export function validateClaims(claims, now, { issuer = "", audience = "" } = {})
 }
 
 // Verify `token` with the keys of `keySource` ({keys, isSet}); resolve to a result or throw a
-// JoseError. Order as jws._verify_compact: size, shape, header, algorithm vs key, payload
+// JoseError. Order as jws.verify_compact: size, shape, header, algorithm vs key, payload
 // encoding, signature, and only then the claims.
 export async function verify(token, keySource, policy = {}, now = Date.now() / 1000) {
   if (!globalThis.crypto?.subtle) {
