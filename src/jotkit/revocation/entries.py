@@ -273,7 +273,7 @@ class RevocationSet:
         ):
             if self._last_heard == -math.inf:
                 raise FeedStale(
-                    "revocation feed not loaded (yet, or again after it lost its data); "
+                    "revocation feed not loaded yet (or lost its data since); "
                     "refusing tokens until it is"
                 )
             raise FeedStale(
