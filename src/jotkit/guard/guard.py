@@ -17,16 +17,13 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from jotkit.codes import ERR_DPOP_HTU, ERR_DPOP_MISSING, ERR_DPOP_MULTIPLE, ERR_DPOP_REPLAYED
 from jotkit.guard.bearer import dpop_token, request_token
 from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, challenge
 from jotkit.guard.jwks import RemoteJWKS
 from jotkit.jose.dpop import (
     ERR_DPOP_BOUND_AS_BEARER,
-    ERR_DPOP_HTU,
-    ERR_DPOP_MISSING,
-    ERR_DPOP_MULTIPLE,
-    ERR_DPOP_REPLAYED,
     ERR_DPOP_UNBOUND_TOKEN,
     DPoPError,
     ProofChecker,

@@ -11,7 +11,8 @@ import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from jotkit.jose.errors import ExpiredToken, InvalidClaim, NotYetValid
+from jotkit.codes import ERR_JWT_MAX_AGE_EXCEEDED, ERR_JWT_MISSING_CLAIM, ERR_JWT_MISSING_IAT
+from jotkit.jose.errors import MISSING_CLAIM_CODES, ExpiredToken, InvalidClaim, NotYetValid
 
 __all__ = [
     "SENSITIVE_CLAIM_NAMES",
@@ -171,7 +172,7 @@ def validate_positional(
         if type(iat) is not int or iat > late or max_age is not None:
             _check_iat(claims, now, late, leeway, max_age)
     elif max_age is not None:
-        raise InvalidClaim('max_age needs an "iat" claim', claim="iat", code="ERR_JWT_MISSING_IAT")
+        raise InvalidClaim('max_age needs an "iat" claim', claim="iat", code=ERR_JWT_MISSING_IAT)
     if issuer is not None and (type(issuer) is not str or claims.get("iss") != issuer):
         _check_issuer(claims, issuer)
     if audience is None:
@@ -188,7 +189,9 @@ def validate_positional(
 
 def _missing(name: str) -> InvalidClaim:
     return InvalidClaim(
-        f'required claim "{name}" is missing', claim=name, code=f"ERR_JWT_MISSING_{name.upper()}"
+        f'required claim "{name}" is missing',
+        claim=name,
+        code=MISSING_CLAIM_CODES.get(name, ERR_JWT_MISSING_CLAIM),
     )
 
 
@@ -226,7 +229,7 @@ def _check_iat(
         raise ExpiredToken(
             f"token is {span_in_words(now - iat)} old, over max_age {max_age} s (iat={iat})",
             claim="iat",
-            code="ERR_JWT_MAX_AGE_EXCEEDED",
+            code=ERR_JWT_MAX_AGE_EXCEEDED,
         )
 
 

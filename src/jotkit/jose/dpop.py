@@ -20,6 +20,31 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from jotkit.codes import (
+    CATALOGUE,
+    ERR_DPOP_ALG,
+    ERR_DPOP_ATH,
+    ERR_DPOP_BOUND_TOKEN_AS_BEARER,
+    ERR_DPOP_HTM,
+    ERR_DPOP_HTU,
+    ERR_DPOP_IAT_IN_FUTURE,
+    ERR_DPOP_IAT_TOO_OLD,
+    ERR_DPOP_JKT_MISMATCH,
+    ERR_DPOP_JTI,
+    ERR_DPOP_JWK,
+    ERR_DPOP_JWK_PRIVATE,
+    ERR_DPOP_MALFORMED,
+    ERR_DPOP_NONCE,
+    ERR_DPOP_SIGNATURE,
+    ERR_DPOP_TOKEN_NOT_BOUND,
+    ERR_DPOP_TYP,
+    ERR_JWS_SIGNATURE_INVALID,
+)
+
+# Re-exported: callers imported these from here before jotkit.codes.
+from jotkit.codes import ERR_DPOP_MISSING as ERR_DPOP_MISSING
+from jotkit.codes import ERR_DPOP_MULTIPLE as ERR_DPOP_MULTIPLE
+from jotkit.codes import ERR_DPOP_REPLAYED as ERR_DPOP_REPLAYED
 from jotkit.jose import jws
 from jotkit.jose.algorithms import ALGORITHMS
 from jotkit.jose.b64 import b64encode
@@ -50,49 +75,19 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_PROOF_BYTES = 4096
 _HEADER_CACHE_SIZE = 1024
 
-# The stable codes, one per §4.3 / §7 rule. Every one maps to the RFC's error value:
-# invalid_dpop_proof, except a missing or stale server nonce (use_dpop_nonce, §8/§9).
-ERR_DPOP_MISSING = "ERR_DPOP_MISSING"
-ERR_DPOP_MULTIPLE = "ERR_DPOP_MULTIPLE"
-ERR_DPOP_MALFORMED = "ERR_DPOP_MALFORMED"
-ERR_DPOP_TYP = "ERR_DPOP_TYP"
-ERR_DPOP_ALG = "ERR_DPOP_ALG"
-ERR_DPOP_JWK = "ERR_DPOP_JWK"
-ERR_DPOP_JWK_PRIVATE = "ERR_DPOP_JWK_PRIVATE"
-ERR_DPOP_SIGNATURE = "ERR_DPOP_SIGNATURE"
-ERR_DPOP_HTM = "ERR_DPOP_HTM"
-ERR_DPOP_HTU = "ERR_DPOP_HTU"
-ERR_DPOP_IAT_OLD = "ERR_DPOP_IAT_TOO_OLD"
-ERR_DPOP_IAT_FUTURE = "ERR_DPOP_IAT_IN_FUTURE"
-ERR_DPOP_JTI = "ERR_DPOP_JTI"
-ERR_DPOP_REPLAYED = "ERR_DPOP_REPLAYED"
-ERR_DPOP_ATH = "ERR_DPOP_ATH"
-ERR_DPOP_JKT = "ERR_DPOP_JKT_MISMATCH"
-ERR_DPOP_NONCE = "ERR_DPOP_NONCE"
-ERR_DPOP_BOUND_AS_BEARER = "ERR_DPOP_BOUND_TOKEN_AS_BEARER"
-ERR_DPOP_UNBOUND_TOKEN = "ERR_DPOP_TOKEN_NOT_BOUND"
+# Shorter names this module and the guard have used (jotkit.codes has the full ones).
+ERR_DPOP_IAT_OLD = ERR_DPOP_IAT_TOO_OLD
+ERR_DPOP_IAT_FUTURE = ERR_DPOP_IAT_IN_FUTURE
+ERR_DPOP_JKT = ERR_DPOP_JKT_MISMATCH
+ERR_DPOP_BOUND_AS_BEARER = ERR_DPOP_BOUND_TOKEN_AS_BEARER
+ERR_DPOP_UNBOUND_TOKEN = ERR_DPOP_TOKEN_NOT_BOUND
 
+# The RFC 9449 error value of each proof code, from the catalogue: invalid_dpop_proof, except a
+# missing or stale server nonce (use_dpop_nonce, §8/§9).
 DPOP_ERRORS: Mapping[str, str] = {
-    code: ("use_dpop_nonce" if code == ERR_DPOP_NONCE else "invalid_dpop_proof")
-    for code in (
-        ERR_DPOP_MISSING,
-        ERR_DPOP_MULTIPLE,
-        ERR_DPOP_MALFORMED,
-        ERR_DPOP_TYP,
-        ERR_DPOP_ALG,
-        ERR_DPOP_JWK,
-        ERR_DPOP_JWK_PRIVATE,
-        ERR_DPOP_SIGNATURE,
-        ERR_DPOP_HTM,
-        ERR_DPOP_HTU,
-        ERR_DPOP_IAT_OLD,
-        ERR_DPOP_IAT_FUTURE,
-        ERR_DPOP_JTI,
-        ERR_DPOP_REPLAYED,
-        ERR_DPOP_ATH,
-        ERR_DPOP_JKT,
-        ERR_DPOP_NONCE,
-    )
+    code: entry.error
+    for code, entry in CATALOGUE.items()
+    if entry.error == "invalid_dpop_proof" or entry.error == "use_dpop_nonce"
 }
 
 
@@ -287,9 +282,7 @@ class ProofChecker:
             verified = jws.verify(proof, key, algorithms=policy.algorithms)
         except JoseError as exc:
             code = (
-                ERR_DPOP_SIGNATURE
-                if exc.code == "ERR_JWS_SIGNATURE_INVALID"
-                else ERR_DPOP_MALFORMED
+                ERR_DPOP_SIGNATURE if exc.code == ERR_JWS_SIGNATURE_INVALID else ERR_DPOP_MALFORMED
             )
             raise DPoPError(f"DPoP proof refused: {exc}", code=code) from None
         if cached is None:

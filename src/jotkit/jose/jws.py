@@ -17,6 +17,11 @@ from typing import Any
 
 import orjson
 
+from jotkit.codes import (
+    ERR_JOSE_CRIT_UNSUPPORTED,
+    ERR_JWE_NOT_SUPPORTED,
+    ERR_JWS_JSON_SERIALIZATION,
+)
 from jotkit.jose.algorithms import ALGORITHMS, Algorithm
 from jotkit.jose.b64 import (
     CANONICAL_TAILS,
@@ -96,13 +101,13 @@ def shape_error(data: bytes, count: int) -> MalformedToken:
         return MalformedToken(
             "this is a JWS in the JSON serialization (RFC 7515 §7.2); only the compact "
             "serialization is verified",
-            code="ERR_JWS_JSON_SERIALIZATION",
+            code=ERR_JWS_JSON_SERIALIZATION,
         )
     if count == 5:
         return MalformedToken(
             "5 segments: this is an encrypted JWE (RFC 7516), not a signed JWS; "
             "JWE is not supported",
-            code="ERR_JWE_NOT_SUPPORTED",
+            code=ERR_JWE_NOT_SUPPORTED,
         )
     return MalformedToken(f"a compact JWS has 3 segments, this has {count}")
 
@@ -116,7 +121,7 @@ def _parse_header(segment: bytes) -> tuple[dict[str, Any], Algorithm]:
         raise MalformedToken(
             f"the header has JWE member(s) {sorted(jwe_members)}: this is not a plain JWS "
             "(JWE and compressed payloads are not supported)",
-            code="ERR_JWE_NOT_SUPPORTED",
+            code=ERR_JWE_NOT_SUPPORTED,
         )
     name = header.get("alg")
     if type(name) is not str:
@@ -132,7 +137,7 @@ def _parse_header(segment: bytes) -> tuple[dict[str, Any], Algorithm]:
         # RFC 7515 §4.1.11: extensions we do not implement must make the token invalid.
         raise MalformedToken(
             "the header lists critical extensions (crit) this verifier does not understand",
-            code="ERR_JOSE_CRIT_UNSUPPORTED",
+            code=ERR_JOSE_CRIT_UNSUPPORTED,
         )
     if header.get("b64", True) is not True:
         raise MalformedToken("unencoded payloads (b64: false, RFC 7797) are not supported")
@@ -320,7 +325,7 @@ def _encoded_header(key: Key, name: str, typ: str | None, extra: Mapping[str, An
             raise MalformedToken(
                 f"JWE header members {sorted(_JWE_MEMBERS.intersection(extra))} cannot be "
                 "signed into a JWS (the verifier refuses them)",
-                code="ERR_JWE_NOT_SUPPORTED",
+                code=ERR_JWE_NOT_SUPPORTED,
             )
         protected.update(extra)
         protected["alg"] = name

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from jotkit.codes import ERR_JWT_CLAIMS_INVALID, ERR_JWT_MISSING_EXP, ERR_JWT_SECRET_CLAIM
 from jotkit.jose.b64 import b64decode
 from jotkit.jose.claims import (
     REQUIRE_EXP,
@@ -45,11 +46,9 @@ def _parse_claims(payload: bytes) -> dict[str, Any]:
         # orjson rejects NaN/Infinity, invalid UTF-8 and nesting past 1024 levels itself.
         claims = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        raise MalformedToken(
-            "the claims are not valid JSON", code="ERR_JWT_CLAIMS_INVALID"
-        ) from None
+        raise MalformedToken("the claims are not valid JSON", code=ERR_JWT_CLAIMS_INVALID) from None
     if type(claims) is not dict:
-        raise MalformedToken("the claims must be a JSON object", code="ERR_JWT_CLAIMS_INVALID")
+        raise MalformedToken("the claims must be a JSON object", code=ERR_JWT_CLAIMS_INVALID)
     return claims
 
 
@@ -119,7 +118,7 @@ def sign(
             'refusing to sign a JWT without "exp": it would never expire '
             "(pass allow_no_exp=True if you mean it)",
             claim="exp",
-            code="ERR_JWT_MISSING_EXP",
+            code=ERR_JWT_MISSING_EXP,
         )
     for name in ("exp", "nbf", "iat"):
         value = claims.get(name)
@@ -130,7 +129,7 @@ def sign(
         raise InvalidClaim(
             f"refusing to put {secrets} in a JWT: its payload is readable by anyone who holds it",
             claim=secrets[0],
-            code="ERR_JWT_SECRET_CLAIM",
+            code=ERR_JWT_SECRET_CLAIM,
         )
     try:
         payload = orjson.dumps(claims)

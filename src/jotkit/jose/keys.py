@@ -18,6 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from jotkit.codes import ERR_JWK_ROCA
 from jotkit.jose.algorithms import ALGORITHMS, algorithms_for
 from jotkit.jose.b64 import b64encode
 from jotkit.jose.errors import InvalidKey, KeyMismatch, UnsupportedAlgorithm
@@ -215,7 +216,7 @@ class Key:
                 raise InvalidKey(
                     "this RSA key has the ROCA fingerprint (CVE-2017-15361, Infineon RSALib): "
                     "its private key can be computed from its public key; replace the key",
-                    code="ERR_JWK_ROCA",
+                    code=ERR_JWK_ROCA,
                 )
             return cls(material, kty="RSA", alg=alg, kid=kid)
         if isinstance(material, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):

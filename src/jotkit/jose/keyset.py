@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from jotkit.codes import ERR_JWKS_MIXED_KEY_TYPES
 from jotkit.jose.errors import InvalidKey
 from jotkit.jose.keys import Key
 
@@ -42,7 +43,7 @@ class KeySet:
                 "this key set mixes HMAC secrets (oct) with public-key keys: a verifier could "
                 "be made to check a token meant for a public key with a shared secret; keep "
                 "them in separate sets",
-                code="ERR_JWKS_MIXED_KEY_TYPES",
+                code=ERR_JWKS_MIXED_KEY_TYPES,
             )
         self._header_memo: dict[bytes, Any] = {}
 
