@@ -15,6 +15,7 @@ import orjson
 
 from jotkit.cli import keys, serve, token, users
 from jotkit.cli.sources import EXIT_FAILED, CliError, CliInputError
+from jotkit.codes import ERR_MISSING_EXTRA, ERR_OUTPUT, ERR_UNEXPECTED
 from jotkit.extras import MissingExtra
 from jotkit.jose import ALGORITHMS, JoseError, Key, jwt
 
@@ -32,12 +33,12 @@ class _Commands(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except MissingExtra as exc:  # e.g. `jotkit serve` with only the core installed
-            raise CliInputError("ERR_MISSING_EXTRA", str(exc)) from None
+            raise CliInputError(ERR_MISSING_EXTRA, str(exc)) from None
         except BrokenPipeError:  # the reader went away (`| head`): nothing left to tell it
             sys.stderr.close()
             raise SystemExit(EXIT_FAILED) from None
         except Exception as exc:
-            code = "ERR_OUTPUT" if isinstance(exc, OSError) else "ERR_UNEXPECTED"
+            code = ERR_OUTPUT if isinstance(exc, OSError) else ERR_UNEXPECTED
             raise CliError(code, f"{type(exc).__name__}: {exc}") from None
 
 

@@ -18,6 +18,12 @@ import click
 import orjson
 
 from jotkit.cli.sources import CliError, CliInputError, dump_json, load_key_file, reporting
+from jotkit.codes import (
+    ERR_FILE_EXISTS,
+    ERR_FILE_UNWRITABLE,
+    ERR_JWKS_DUPLICATE_KID,
+    ERR_JWKS_SECRET_KEY,
+)
 from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet
 
 __all__ = ["keys"]
@@ -46,7 +52,7 @@ def _write_private(path: str, data: bytes, *, force: bool) -> None:
     A failed write leaves no partial file, and with ``force`` an existing key is replaced
     whole (a new file renamed over it), so a full disk cannot destroy the old key."""
     if force and os.path.lexists(path) and not os.path.isfile(path):
-        raise CliInputError("ERR_FILE_UNWRITABLE", f"cannot write {path}: not a regular file")
+        raise CliInputError(ERR_FILE_UNWRITABLE, f"cannot write {path}: not a regular file")
     target = None
     try:
         if force:
@@ -61,7 +67,7 @@ def _write_private(path: str, data: bytes, *, force: bool) -> None:
             os.replace(target, path)
     except FileExistsError:
         raise CliInputError(
-            "ERR_FILE_EXISTS",
+            ERR_FILE_EXISTS,
             f"{path} exists; refusing to overwrite a key (pass --force to replace it)",
         ) from None
     except OSError as exc:
@@ -69,7 +75,7 @@ def _write_private(path: str, data: bytes, *, force: bool) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(target)
         raise CliInputError(
-            "ERR_FILE_UNWRITABLE", f"cannot write {path}: {exc.strerror or type(exc).__name__}"
+            ERR_FILE_UNWRITABLE, f"cannot write {path}: {exc.strerror or type(exc).__name__}"
         ) from None
 
 
@@ -177,7 +183,7 @@ def jwks(files: tuple[str, ...], as_json: bool) -> None:
             for key in loaded.keys:
                 if key.kty == "oct":
                     raise CliInputError(
-                        "ERR_JWKS_SECRET_KEY",
+                        ERR_JWKS_SECRET_KEY,
                         f"{path} holds an HMAC secret: it has no public part and must never "
                         "be published",
                     )
@@ -193,7 +199,7 @@ def jwks(files: tuple[str, ...], as_json: bool) -> None:
                         )
                         continue
                     raise CliInputError(
-                        "ERR_JWKS_DUPLICATE_KID",
+                        ERR_JWKS_DUPLICATE_KID,
                         f"{path}: two different keys share kid {key.kid!r}",
                     )
                 if key.kid is not None:

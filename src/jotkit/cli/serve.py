@@ -13,6 +13,7 @@ import click
 
 from jotkit.cli.keys import keys
 from jotkit.cli.sources import CliError, CliInputError
+from jotkit.codes import ERR_CONFLICT, ERR_LISTEN, ERR_PUBLISH_AHEAD_TOO_SHORT
 from jotkit.extras import MissingExtra
 
 __all__ = ["serve", "server_settings"]
@@ -138,7 +139,7 @@ def _check_listen(host: str, port: int) -> None:
             probe.bind((host, port))
     except OSError as exc:  # gaierror included
         raise CliError(
-            "ERR_LISTEN", f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ERR_LISTEN, f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from None
 
 
@@ -208,7 +209,7 @@ def rotate(
     minimum = min_publish_ahead(settings)
     if publish_ahead is not None and publish_ahead < minimum and not emergency:
         raise CliInputError(
-            "ERR_PUBLISH_AHEAD_TOO_SHORT",
+            ERR_PUBLISH_AHEAD_TOO_SHORT,
             f"--publish-ahead {publish_ahead:g} is under the safe minimum of {minimum} s: "
             "remote verifiers (node jose, PyJWKClient, jotkit's guard) refetch a key set at "
             "most every 30 s or after its max-age, so tokens the new key signs sooner would "
@@ -225,7 +226,7 @@ def rotate(
             store.close()
     if record is None:
         raise CliError(
-            "ERR_CONFLICT",
+            ERR_CONFLICT,
             "another process stored a new key at the same moment; nothing was added "
             "(see `jotkit keys list`, and run this again if you still want one more)",
         )

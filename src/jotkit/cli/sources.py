@@ -25,6 +25,15 @@ from urllib.parse import urlsplit
 import click
 import orjson
 
+from jotkit.codes import (
+    ERR_FILE_UNREADABLE,
+    ERR_JWKS_FETCH,
+    ERR_JWKS_INVALID,
+    ERR_KEY_AMBIGUOUS,
+    ERR_KEY_NOT_PRIVATE,
+    ERR_NO_TOKEN,
+    ERR_SECRET_ENV_UNSET,
+)
 from jotkit.jose import InvalidKey, JoseError, Key, KeySet
 from jotkit.jose.b64 import b64encode
 
@@ -110,10 +119,10 @@ def read_input(path: str, *, what: str, max_bytes: int = MAX_KEY_FILE_BYTES) -> 
                 data = stream.read(max_bytes + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise CliInputError("ERR_FILE_UNREADABLE", f"cannot read {what} {path}: {reason}") from None
+        raise CliInputError(ERR_FILE_UNREADABLE, f"cannot read {what} {path}: {reason}") from None
     if len(data) > max_bytes:
         raise CliInputError(
-            "ERR_FILE_UNREADABLE", f"{what} {path} is over {max_bytes} bytes: not a {what}"
+            ERR_FILE_UNREADABLE, f"{what} {path} is over {max_bytes} bytes: not a {what}"
         )
     return data
 
@@ -192,7 +201,7 @@ def read_token(argument: str | None, *, max_bytes: int) -> str:
     if raw[:7].lower() == b"bearer ":
         raw = raw[7:].strip()
     if not raw:
-        raise CliInputError("ERR_NO_TOKEN", "no token given")
+        raise CliInputError(ERR_NO_TOKEN, "no token given")
     # Not ASCII is not a token, but jwt.peek / jwt.verify say so (exit 1, ERR_JWS_MALFORMED).
     return raw.decode("utf-8", "replace")
 
@@ -206,7 +215,7 @@ def secret_key(secret_file: str | None, secret_env: str | None, alg: str | None)
         value = os.environ.get(secret_env or "")
         if not value:
             raise CliInputError(
-                "ERR_SECRET_ENV_UNSET", f"environment variable {secret_env} is not set or empty"
+                ERR_SECRET_ENV_UNSET, f"environment variable {secret_env} is not set or empty"
             )
         secret = value.encode()
     try:
@@ -231,7 +240,7 @@ def fetch_jwks(url: str, timeout: float) -> KeySet:
         import httpx
     except ImportError:  # pragma: no cover - httpx comes with the guard and server extras
         raise CliInputError(
-            "ERR_JWKS_FETCH", "--jwks needs httpx: pip install 'jotkit[guard]'"
+            ERR_JWKS_FETCH, "--jwks needs httpx: pip install 'jotkit[guard]'"
         ) from None
     from jotkit.guard.errors import JWKSUnavailable
     from jotkit.guard.jwks import download
@@ -248,25 +257,23 @@ def fetch_jwks(url: str, timeout: float) -> KeySet:
                     break
                 target = response.url.join(location)
                 if response.url.scheme == "https" and target.scheme != "https":
-                    raise CliError("ERR_JWKS_FETCH", f"{url} redirects an https fetch to {target}")
+                    raise CliError(ERR_JWKS_FETCH, f"{url} redirects an https fetch to {target}")
                 url = str(target)
             else:
-                raise CliError("ERR_JWKS_FETCH", f"over {_JWKS_MAX_REDIRECTS} redirects")
+                raise CliError(ERR_JWKS_FETCH, f"over {_JWKS_MAX_REDIRECTS} redirects")
     except JWKSUnavailable as exc:
-        raise CliError("ERR_JWKS_FETCH", str(exc)) from None
+        raise CliError(ERR_JWKS_FETCH, str(exc)) from None
     except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         # InvalidURL and UnicodeError (a host name IDNA cannot encode) are no HTTPError.
-        raise CliError(
-            "ERR_JWKS_FETCH", f"cannot fetch {url}: {type(exc).__name__}: {exc}"
-        ) from None
+        raise CliError(ERR_JWKS_FETCH, f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
     if response.status_code != 200:
-        raise CliError("ERR_JWKS_FETCH", f"GET {url} answered HTTP {response.status_code}")
+        raise CliError(ERR_JWKS_FETCH, f"GET {url} answered HTTP {response.status_code}")
     try:
         key_set = KeySet.from_jwks(body, public_only=True)
     except JoseError as exc:
-        raise CliError("ERR_JWKS_INVALID", f"{url} is not a JWK Set: {exc}") from None
+        raise CliError(ERR_JWKS_INVALID, f"{url} is not a JWK Set: {exc}") from None
     if not len(key_set):
-        raise CliError("ERR_JWKS_INVALID", f"the JWK Set at {url} holds no usable key")
+        raise CliError(ERR_JWKS_INVALID, f"the JWK Set at {url} holds no usable key")
     return key_set
 
 
@@ -291,12 +298,12 @@ def signing_key(path: str, kid: str | None) -> Key:
     if not candidates:
         which = f" with kid {kid!r}" if loaded.form == "jwks" and kid is not None else ""
         raise CliInputError(
-            "ERR_KEY_NOT_PRIVATE",
+            ERR_KEY_NOT_PRIVATE,
             f"{path} holds no private key{which}; signing needs the private key",
         )
     if len(candidates) > 1:
         raise CliInputError(
-            "ERR_KEY_AMBIGUOUS", f"{path} holds {len(candidates)} private keys; pick one with --kid"
+            ERR_KEY_AMBIGUOUS, f"{path} holds {len(candidates)} private keys; pick one with --kid"
         )
     key = candidates[0]
     if kid is not None:

@@ -37,6 +37,7 @@ from jotkit.cli.sources import (
     secret_key,
     signing_key,
 )
+from jotkit.codes import ERR_JWT_MISSING_EXP
 from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet, jwt
 from jotkit.jose.dpop import DPOP_TYP, make_proof
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
@@ -460,7 +461,7 @@ def sign(
         signed = jwt.sign(claims, key, alg=alg, header=header, allow_no_exp=allow_no_exp)
     except JoseError as exc:
         message = str(exc)
-        if exc.code == "ERR_JWT_MISSING_EXP":
+        if exc.code == ERR_JWT_MISSING_EXP:
             message = (
                 'refusing to sign a JWT without "exp": it would never expire '
                 "(give --exp 15m, or --allow-no-exp if you mean it)"

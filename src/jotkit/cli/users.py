@@ -13,6 +13,7 @@ import click
 
 from jotkit.cli.serve import config_option, database_option, operator_errors, server_settings
 from jotkit.cli.sources import CliError
+from jotkit.codes import ERR_CONFLICT, ERR_NOT_FOUND, ERR_PASSWORD_TOO_LONG, ERR_PASSWORD_TOO_SHORT
 
 __all__ = ["users"]
 
@@ -43,9 +44,9 @@ def _read_password(from_stdin: bool) -> str:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
-        raise CliError("ERR_PASSWORD_TOO_SHORT", "password must be at least 8 characters")
+        raise CliError(ERR_PASSWORD_TOO_SHORT, "password must be at least 8 characters")
     if len(password.encode()) > 1024:
-        raise CliError("ERR_PASSWORD_TOO_LONG", "password must be at most 1024 bytes")
+        raise CliError(ERR_PASSWORD_TOO_LONG, "password must be at most 1024 bytes")
     return password
 
 
@@ -74,7 +75,7 @@ def add(
         try:
             user = store.add_user(email, passwords.hash(password), now=time.time(), scope=scope)
         except Conflict:
-            raise CliError("ERR_CONFLICT", f"a user {email.lower()} already exists") from None
+            raise CliError(ERR_CONFLICT, f"a user {email.lower()} already exists") from None
     click.echo(f"created {user.email} (id {user.id})")
 
 
@@ -112,7 +113,7 @@ def list_users(as_json: bool, config: str | None, database_url: str | None) -> N
 def _change(email: str, config: str | None, database_url: str | None, **changes: Any) -> None:
     with _opened(config, database_url) as (store, _):
         if not store.update_user(email, **changes):
-            raise CliError("ERR_NOT_FOUND", f"no user {email.lower()}")
+            raise CliError(ERR_NOT_FOUND, f"no user {email.lower()}")
 
 
 @users.command("disable")
@@ -125,7 +126,7 @@ def disable(email: str, config: str | None, database_url: str | None) -> None:
     with _opened(config, database_url) as (store, _):
         user = store.user_by_email(email)
         if user is None or not store.update_user(email, disabled=True):
-            raise CliError("ERR_NOT_FOUND", f"no user {email.lower()}")
+            raise CliError(ERR_NOT_FOUND, f"no user {email.lower()}")
         now = time.time()
         # Durable revocation entries: running servers pick them up from the store.
         store.revoke_user(
@@ -159,5 +160,5 @@ def set_password(
     password = _read_password(password_stdin)
     with _opened(config, database_url) as (store, passwords):
         if not store.update_user(email, password_hash=passwords.hash(password)):
-            raise CliError("ERR_NOT_FOUND", f"no user {email.lower()}")
+            raise CliError(ERR_NOT_FOUND, f"no user {email.lower()}")
     click.echo(f"password changed for {email.lower()}")

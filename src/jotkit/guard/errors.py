@@ -12,9 +12,15 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jotkit.codes import (
+    CATALOGUE,
+    ERR_GUARD_BAD_AUTHORIZATION,
+    ERR_GUARD_INSUFFICIENT_SCOPE,
+    ERR_GUARD_NO_CREDENTIALS,
+    ERR_JWKS_UNAVAILABLE,
+)
 from jotkit.jose.dpop import DPoPError
 from jotkit.jose.errors import JoseError, KeyNotFound
-from jotkit.revocation.replay import ReplayCacheUnavailable
 
 __all__ = [
     "ERRORS",
@@ -30,19 +36,19 @@ __all__ = [
 class MissingCredentials(JoseError):
     """The request carries no Bearer token (and no token cookie): RFC 6750 §3.1, no error."""
 
-    code = "ERR_GUARD_NO_CREDENTIALS"
+    code = ERR_GUARD_NO_CREDENTIALS
 
 
 class BadAuthorization(JoseError):
     """The Authorization header says Bearer but is not ``Bearer <b64token>`` (RFC 6750 §2.1)."""
 
-    code = "ERR_GUARD_BAD_AUTHORIZATION"
+    code = ERR_GUARD_BAD_AUTHORIZATION
 
 
 class InsufficientScope(JoseError):
     """The token is valid but lacks a scope the resource needs; ``scopes`` names them all."""
 
-    code = "ERR_GUARD_INSUFFICIENT_SCOPE"
+    code = ERR_GUARD_INSUFFICIENT_SCOPE
 
     def __init__(self, message: str, *, scopes: Collection[str]) -> None:
         super().__init__(message)
@@ -52,7 +58,7 @@ class InsufficientScope(JoseError):
 class JWKSUnavailable(KeyNotFound):
     """The issuer's key set cannot be fetched and no usable (fresh enough) copy is held."""
 
-    code = "ERR_JWKS_UNAVAILABLE"
+    code = ERR_JWKS_UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +68,24 @@ class _Rule:
     body_error: str
 
 
-# One table from code to answer. Anything not listed is an invalid token (401), which is
-# what every JoseError from signature or claims checking is. A stale revocation feed or an
-# unreachable JWKS are the verifier's own trouble, not the client's: 503, so that a client
-# does not throw away a good token and stampede the auth server for a new one.
+def _rule(code: str, status: int, error: str) -> _Rule:
+    # RFC 6750 §3.1: a request with no credentials gets a challenge without an error; a 503
+    # gets no challenge at all (Retry-After instead).
+    bare = status == 503 or code == ERR_GUARD_NO_CREDENTIALS
+    return _Rule(status, None if bare else error, error)
+
+
+# The guard's answers other than invalid_token (a DPoP proof has its own, _dpop_challenge).
+_ANSWERS = ("missing_token", "invalid_request", "insufficient_scope", "temporarily_unavailable")
+# One table from code to answer, read from the catalogue (jotkit.codes) once, at import.
+# Anything not listed is an invalid token (401), which is what every JoseError from signature
+# or claims checking is. A stale revocation feed or an unreachable JWKS are the verifier's own
+# trouble, not the client's: 503, so that a client does not throw away a good token and
+# stampede the auth server for a new one.
 ERRORS: Mapping[str, _Rule] = {
-    MissingCredentials.code: _Rule(401, None, "missing_token"),
-    BadAuthorization.code: _Rule(400, "invalid_request", "invalid_request"),
-    InsufficientScope.code: _Rule(403, "insufficient_scope", "insufficient_scope"),
-    "ERR_REVOCATION_FEED_STALE": _Rule(503, None, "temporarily_unavailable"),
-    "ERR_REVOCATION_SET_FULL": _Rule(503, None, "temporarily_unavailable"),
-    JWKSUnavailable.code: _Rule(503, None, "temporarily_unavailable"),
-    ReplayCacheUnavailable.code: _Rule(503, None, "temporarily_unavailable"),
+    code: _rule(code, entry.status, entry.error)
+    for code, entry in CATALOGUE.items()
+    if entry.status is not None and entry.error in _ANSWERS
 }
 _INVALID_TOKEN = _Rule(401, "invalid_token", "invalid_token")
 _RETRY_AFTER_SECONDS = "5"

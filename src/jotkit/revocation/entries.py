@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from jotkit.codes import ERR_REVOCATION_FEED_STALE, ERR_REVOCATION_SET_FULL
 from jotkit.jose.errors import JoseError, RevokedToken
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "KINDS", "FeedStale", "Revocation", "RevocationSet", "SetFull"]
@@ -41,7 +42,7 @@ class FeedStale(JoseError):
     prove is unrevoked.
     """
 
-    code = "ERR_REVOCATION_FEED_STALE"
+    code = ERR_REVOCATION_FEED_STALE
 
 
 class SetFull(JoseError):
@@ -49,7 +50,7 @@ class SetFull(JoseError):
     token; every token is refused (fail closed) until that entry would have expired.
     """
 
-    code = "ERR_REVOCATION_SET_FULL"
+    code = ERR_REVOCATION_SET_FULL
 
 
 @dataclass(frozen=True, slots=True)

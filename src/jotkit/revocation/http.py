@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
+from jotkit.codes import ERR_REVOCATION_FEED_MALFORMED, ERR_REVOCATION_FEED_UNAVAILABLE
 from jotkit.revocation.entries import Revocation, RevocationSet
 from jotkit.revocation.follower import FeedFollower
 
@@ -49,25 +50,25 @@ class FeedError(Exception):
 
 def _parse_answer(body: Any) -> tuple[int, list[Revocation]]:
     if not isinstance(body, Mapping):
-        raise FeedError("feed answer is not a JSON object", code="ERR_REVOCATION_FEED_MALFORMED")
+        raise FeedError("feed answer is not a JSON object", code=ERR_REVOCATION_FEED_MALFORMED)
     cursor = body.get("cursor")
     entries = body.get("entries")
     if type(cursor) is not int or cursor < 0 or not isinstance(entries, list):
         raise FeedError(
             "feed answer needs an integer cursor and a list of entries",
-            code="ERR_REVOCATION_FEED_MALFORMED",
+            code=ERR_REVOCATION_FEED_MALFORMED,
         )
     parsed = []
     for entry in entries:
         # All or nothing: skipping a bad entry while moving the cursor past it would lose a
         # revocation for good; refusing the answer leaves the set to go stale instead.
         if not isinstance(entry, Mapping):
-            raise FeedError("feed entry is not a JSON object", code="ERR_REVOCATION_FEED_MALFORMED")
+            raise FeedError("feed entry is not a JSON object", code=ERR_REVOCATION_FEED_MALFORMED)
         try:
             parsed.append(Revocation.from_json(entry))
         except ValueError as error:
             raise FeedError(
-                f"feed entry rejected: {error}", code="ERR_REVOCATION_FEED_MALFORMED"
+                f"feed entry rejected: {error}", code=ERR_REVOCATION_FEED_MALFORMED
             ) from None
     return cursor, parsed
 
@@ -153,9 +154,7 @@ class HttpFeedSubscriber(FeedFollower):
         try:
             body = orjson.loads(answer)  # refuses nesting past 1024 levels, NaN and Infinity
         except orjson.JSONDecodeError:
-            raise FeedError(
-                "feed answer is not JSON", code="ERR_REVOCATION_FEED_MALFORMED"
-            ) from None
+            raise FeedError("feed answer is not JSON", code=ERR_REVOCATION_FEED_MALFORMED) from None
         cursor, entries = _parse_answer(body)
         for entry in entries:
             self.revocations.add(entry)
@@ -263,14 +262,14 @@ def _check_status(response: httpx.Response) -> None:
     if response.status_code != 200:
         raise FeedError(
             f"revocation feed answered HTTP {response.status_code}",
-            code="ERR_REVOCATION_FEED_UNAVAILABLE",
+            code=ERR_REVOCATION_FEED_UNAVAILABLE,
         )
 
 
 def _check_size(body: bytearray) -> None:
     if len(body) > MAX_ANSWER_BYTES:
         raise FeedError(
-            f"feed answer is over {MAX_ANSWER_BYTES} bytes", code="ERR_REVOCATION_FEED_MALFORMED"
+            f"feed answer is over {MAX_ANSWER_BYTES} bytes", code=ERR_REVOCATION_FEED_MALFORMED
         )
 
 
@@ -281,5 +280,5 @@ def _params(since: int, wait: float) -> dict[str, str | int]:
 def _unreachable(error: httpx.HTTPError) -> FeedError:
     return FeedError(
         f"revocation feed unreachable: {type(error).__name__}: {error}",
-        code="ERR_REVOCATION_FEED_UNAVAILABLE",
+        code=ERR_REVOCATION_FEED_UNAVAILABLE,
     )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from jotkit.codes import ERR_DPOP_REPLAY_CACHE_UNAVAILABLE
 from jotkit.jose.errors import JoseError
 
 __all__ = ["MemoryReplayCache", "RedisReplayCache", "ReplayCache", "ReplayCacheUnavailable"]
@@ -23,7 +24,7 @@ __all__ = ["MemoryReplayCache", "RedisReplayCache", "ReplayCache", "ReplayCacheU
 class ReplayCacheUnavailable(JoseError):
     """The shared replay cache cannot be reached: the proof cannot be judged fresh (503)."""
 
-    code = "ERR_DPOP_REPLAY_CACHE_UNAVAILABLE"
+    code = ERR_DPOP_REPLAY_CACHE_UNAVAILABLE
 
 
 class ReplayCache(Protocol):

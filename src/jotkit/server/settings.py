@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from jotkit.codes import ERR_CONFIG
+
 __all__ = [
     "ConfigError",
     "Settings",
@@ -33,7 +35,7 @@ _ASYMMETRIC_ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256"
 class ConfigError(ValueError):
     """A setting is missing, malformed or unsafe; the message names it and its variable."""
 
-    code = "ERR_CONFIG"
+    code = ERR_CONFIG
 
 
 def _data_dir() -> Path:

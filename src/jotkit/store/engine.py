@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
 
+from jotkit.codes import ERR_CONFLICT, ERR_STORE
 from jotkit.extras import require_extra
 
 __all__ = ["Conflict", "Database", "StoreError"]
@@ -39,7 +40,7 @@ class StoreError(RuntimeError):
     """The database is unreachable or refused an operation. Nothing was written, unless
     ``outcome_unknown``: the connection failed while committing, so the change may be in."""
 
-    code = "ERR_STORE"
+    code = ERR_STORE
 
     def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
         super().__init__(message)
@@ -49,7 +50,7 @@ class StoreError(RuntimeError):
 class Conflict(StoreError):
     """The row already exists (a user with that email...)."""
 
-    code = "ERR_CONFLICT"
+    code = ERR_CONFLICT
 
 
 class Database:

@@ -564,9 +564,11 @@ function matches(value, expected) {
 export function validateClaims(claims, now, { issuer = "", audience = "" } = {}) {
   const notes = [];
   if (!("exp" in claims)) throw new JoseError("ERR_JWT_MISSING_EXP", 'required claim "exp" is missing');
-  for (const name of ["exp", "nbf", "iat"]) {
+  // Each code spelled out (jotkit.codes), so that a search for it finds this line.
+  const dateCodes = { exp: "ERR_JWT_INVALID_EXP", nbf: "ERR_JWT_INVALID_NBF", iat: "ERR_JWT_INVALID_IAT" };
+  for (const [name, code] of Object.entries(dateCodes)) {
     if (name in claims && !isNumericDate(claims[name])) {
-      throw new JoseError(`ERR_JWT_INVALID_${name.toUpperCase()}`, `"${name}" must be a NumericDate (a JSON number)`);
+      throw new JoseError(code, `"${name}" must be a NumericDate (a JSON number)`);
     }
   }
   if (now >= claims.exp) throw new JoseError("ERR_JWT_EXPIRED", `token expired ${span(now - claims.exp)} ago (exp=${claims.exp})`);
