@@ -233,7 +233,7 @@ ERR_STORE = _code(
     "ERR_STORE", "the database is unreachable or refused the operation", (503, "unavailable")
 )
 ERR_CONFLICT = _code(
-    "ERR_CONFLICT", "the row already exists (a user's email...)", (409, "conflict")
+    "ERR_CONFLICT", "already stored: a user's email, a key another process added", (409, "conflict")
 )
 
 # -- Command line -----------------------------------------------------------------------------
