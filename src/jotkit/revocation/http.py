@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from jotkit.revocation.entries import Revocation, RevocationSet
-from jotkit.revocation.follower import FeedFollower
+from jotkit.revocation.transport import FeedFollower
 
 __all__ = ["FeedError", "HttpFeedSubscriber"]
 
