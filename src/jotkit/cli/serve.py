@@ -121,7 +121,7 @@ def serve(
     uvicorn_config = uvicorn.Config(
         create_app(settings, service=service), host=settings.host, port=settings.port, **options
     )
-    server = Server(uvicorn_config, on_shutdown=service.feed.end_polls)
+    server = Server(uvicorn_config, on_shutdown=service.feed.http.end_polls)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once done
         server.run()
     if not server.started:  # as uvicorn.run: it could not start (the reason is logged)

@@ -19,10 +19,11 @@ from jotkit.guard.errors import (
     MissingCredentials,
     challenge,
 )
-from jotkit.guard.guard import Feed, Guard
+from jotkit.guard.guard import Guard
 from jotkit.guard.jwks import RemoteJWKS, discover_jwks_uri, metadata_url
 from jotkit.jose.dpop import DPoPError, ProofPolicy
 from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from jotkit.revocation.transport import Feed  # its home; here for Guard(feed=...)
 
 __all__ = [
     "ERRORS",

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from jotkit.guard.bearer import dpop_token, request_token
@@ -40,23 +40,14 @@ from jotkit.jose.keyset import KeySet
 from jotkit.jose.verifier import Verifier
 from jotkit.revocation.entries import RevocationSet
 from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from jotkit.revocation.transport import Feed
 
-__all__ = ["Feed", "Guard"]
+__all__ = ["Guard"]
 
 # RFC 9068 §2.2 requires these of an access token (client_id too, but other issuers vary);
 # iat also makes per-user watermarks decidable (a token without iat cannot prove it is newer).
 _REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
 _View = TypeVar("_View", bound=Callable[..., Any])
-
-
-class Feed(Protocol):
-    """A transport that keeps a RevocationSet up to date (HTTP poll, Redis pub/sub)."""
-
-    def start(self) -> Any:
-        """Begin feeding (may return an awaitable or nothing)."""
-
-    def close(self) -> Any:
-        """Stop feeding."""
 
 
 class Guard:

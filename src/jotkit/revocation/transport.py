@@ -1,17 +1,61 @@
-"""What every feed subscriber shares: a daemon thread that keeps a ``RevocationSet`` up to
-date, a "caught up" flag, jittered backoff between failures, pruning now and then, and a
-clean stop. ``RedisSubscriber`` and ``HttpFeedSubscriber`` supply the loop (``_run``)."""
+"""What every feed transport shares: the two ends' protocols and the subscriber thread.
+
+A transport is one module of this package with both its ends: the auth server's publisher
+and the verifier's subscriber (``jotkit.revocation.redis``, ``jotkit.revocation.http``).
+
+- ``Feed``: what a verifier's subscriber offers the ``Guard``, which starts and closes it.
+- ``FeedPublisher``: what the auth server pushes through (``RedisPublisher``). The server's
+  ``ServerFeed`` reads its store in cursor order and hands each new entry to it.
+- ``FeedFollower``: a daemon thread that keeps a ``RevocationSet`` up to date, a "caught up"
+  flag, jittered backoff between failures, pruning now and then, and a clean stop.
+  ``RedisSubscriber`` and ``HttpFeedSubscriber`` supply the loop (``_run``).
+"""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
-from typing import Self
+from collections.abc import Iterable
+from typing import Any, Protocol, Self
 
-from jotkit.revocation.entries import RevocationSet
+from jotkit.revocation.entries import Revocation, RevocationSet
 
-__all__ = ["FeedFollower"]
+__all__ = ["Feed", "FeedFollower", "FeedPublisher"]
+
+
+class Feed(Protocol):
+    """A subscriber that keeps a RevocationSet up to date (HTTP poll, Redis pub/sub)."""
+
+    def start(self) -> Any:
+        """Begin feeding (may return an awaitable or nothing)."""
+
+    def close(self) -> Any:
+        """Stop feeding."""
+
+
+class FeedPublisher(Protocol):
+    """The auth server's end of a push transport; no call raises when the transport is down.
+
+    ``publish`` takes stored entries (``cursor`` > 0) in cursor order; ``heartbeat`` tells
+    subscribers the feed is alive and answers True when the transport lost what it held and
+    needs ``reseed(every live entry)``; ``prune`` drops what has expired.
+    """
+
+    def publish(self, entry: Revocation) -> bool:
+        """Send one entry; False when it could not (kept for a retry or the next reseed)."""
+
+    def heartbeat(self) -> bool:
+        """Say the feed is alive; True when ``reseed`` is needed."""
+
+    def reseed(self, live_entries: Iterable[Revocation]) -> bool:
+        """Give the transport every live entry again; False when it could not."""
+
+    def prune(self, now: float | None = None) -> int:
+        """Forget entries whose ``forget_after`` has passed; how many."""
+
+    def close(self) -> None:
+        """Release the connection."""
 
 
 class FeedFollower:
