@@ -9,7 +9,6 @@ WSGI app), ``jotkit.guard.django`` (Django, Django REST framework).
 from __future__ import annotations
 
 from jotkit.guard.bearer import bearer_token, request_token
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import (
     ERRORS,
     BadAuthorization,
@@ -21,6 +20,7 @@ from jotkit.guard.errors import (
 )
 from jotkit.guard.guard import Guard
 from jotkit.guard.jwks import RemoteJWKS, discover_jwks_uri, metadata_url
+from jotkit.guard.principal import Claims
 from jotkit.jose.dpop import DPoPError, ProofPolicy
 from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from jotkit.revocation.transport import Feed  # its home; here for Guard(feed=...)

@@ -17,8 +17,8 @@ import orjson
 
 from jotkit.extras import require_extra
 from jotkit.guard.bearer import parse_cookies
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import BadAuthorization, Challenge, MissingCredentials
+from jotkit.guard.principal import Claims
 from jotkit.jose.errors import JoseError
 
 require_extra("jotkit.guard.asgi", "'jotkit[fastapi]' (or starlette)", "starlette")

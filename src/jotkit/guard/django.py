@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import orjson
 
 from jotkit.extras import require_extra
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, MissingCredentials
+from jotkit.guard.principal import Claims
 from jotkit.jose.errors import JoseError
 
 require_extra("jotkit.guard.django", "'jotkit[django]'", "django")

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from jotkit.guard.bearer import dpop_token, request_token
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, challenge
 from jotkit.guard.jwks import RemoteJWKS
+from jotkit.guard.principal import Claims
 from jotkit.jose.dpop import (
     ERR_DPOP_BOUND_AS_BEARER,
     ERR_DPOP_HTU,

@@ -18,8 +18,8 @@ import orjson
 
 from jotkit.extras import require_extra
 from jotkit.guard.bearer import parse_cookies
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, MissingCredentials
+from jotkit.guard.principal import Claims
 from jotkit.jose.errors import JoseError
 
 if TYPE_CHECKING:
