@@ -240,14 +240,14 @@ def test_fastapi_guard_works_with_its_extra(tmp_path: Path, dist: tuple[Path, Pa
 from typing import Annotated
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from jotkit.guard import Claims
+from jotkit.guard import Principal
 from jotkit.guard.asgi import install_error_handler
 
 app = FastAPI()
 install_error_handler(app)
 
 @app.get("/me")
-async def me(claims: Annotated[Claims, Depends(guard.require(scopes=["read"]))]):
+async def me(claims: Annotated[Principal, Depends(guard.fastapi_dependency(scopes=["read"]))]):
     return {"sub": claims.sub}
 
 with TestClient(app) as client:

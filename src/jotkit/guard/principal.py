@@ -1,7 +1,10 @@
-"""The verified claims of an access token, as a resource server uses them (RFC 9068 §2.2)."""
+"""``Principal``: the verified claims of a request's access token, as a resource server uses
+them (RFC 9068 §2.2). Called ``Claims`` before 0.1.0's renames (docs/renames.md): the claims
+*checks* are ``jotkit.jose.claims``."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -10,11 +13,11 @@ from typing import Any
 from jotkit.guard.errors import InsufficientScope
 from jotkit.jose.errors import InvalidClaim
 
-__all__ = ["Claims"]
+__all__ = ["Principal"]
 
 
 @dataclass(frozen=True, slots=True)
-class Claims:
+class Principal:
     """Who the token speaks for and what it allows; ``raw`` holds every claim, read-only.
 
     ``scope`` is the set of the space-separated ``scope`` claim's values (RFC 8693 §4.2).
@@ -32,7 +35,7 @@ class Claims:
     jkt: str | None = None
 
     @classmethod
-    def from_mapping(cls, claims: dict[str, Any]) -> Claims:
+    def from_mapping(cls, claims: dict[str, Any]) -> Principal:
         """Build from verified claims; InvalidClaim when a claim has the wrong JSON type."""
         sub = claims.get("sub")
         if type(sub) is not str:
@@ -53,11 +56,18 @@ class Claims:
             raise InvalidClaim('"exp" must be a NumericDate', claim="exp")
         return cls(sub, scopes, sid, jti, client_id, exp, MappingProxyType(claims), _jkt(claims))
 
-    def require(self, scopes: Collection[str]) -> None:
+    def require_scopes(self, scopes: Collection[str]) -> None:
         """Raise InsufficientScope unless every scope in ``scopes`` was granted."""
         missing = [name for name in scopes if name not in self.scope]
         if missing:
             raise InsufficientScope(f"token lacks scope {' '.join(missing)}", scopes=sorted(scopes))
+
+    def require(self, scopes: Collection[str]) -> None:
+        """Deprecated since 0.1.0, removed in 0.3.0: ``require_scopes``."""
+        warnings.warn(
+            "Principal.require is deprecated: use require_scopes", DeprecationWarning, stacklevel=2
+        )
+        self.require_scopes(scopes)
 
 
 def _jkt(claims: Mapping[str, Any]) -> str | None:

@@ -24,8 +24,8 @@ from pydantic import AfterValidator, BaseModel, Field
 from jotkit.server.dependencies import (
     CSRF_COOKIE,
     NO_STORE,
-    Claims,
     GuardRefusal,
+    RequestClaims,
     Service,
     authenticated,
     bearer_credentials,
@@ -218,7 +218,7 @@ async def refresh(request: Request, service: Service) -> JsonResponse:
 
 
 @router.post("/logout", tags=["sessions"], status_code=204, responses=_AUTHENTICATED)
-def logout(claims: Claims, service: Service) -> Response:
+def logout(claims: RequestClaims, service: Service) -> Response:
     """End the session of the presented access token (its refresh token dies with it)."""
     service.logout(claims)
     response = Response(status_code=204)
@@ -227,7 +227,7 @@ def logout(claims: Claims, service: Service) -> Response:
 
 
 @router.post("/logout/all", tags=["sessions"], responses=_AUTHENTICATED)
-def logout_all(claims: Claims, service: Service) -> JsonResponse:
+def logout_all(claims: RequestClaims, service: Service) -> JsonResponse:
     """Sign out everywhere: every session of the user, and every access token issued so far."""
     revoked = service.logout_all(claims)
     response = JsonResponse({"revoked_sessions": revoked})
@@ -236,7 +236,7 @@ def logout_all(claims: Claims, service: Service) -> JsonResponse:
 
 
 @router.get("/sessions", tags=["sessions"], responses=_AUTHENTICATED)
-def sessions(claims: Claims, service: Service) -> JsonResponse:
+def sessions(claims: RequestClaims, service: Service) -> JsonResponse:
     """The user's live sessions (one per login/device)."""
     return JsonResponse(
         {
@@ -263,7 +263,7 @@ def sessions(claims: Claims, service: Service) -> JsonResponse:
     responses=error_responses(400, 401, 403, 404, 422),
 )
 def delete_session(
-    sid: Annotated[str, Path(pattern=SESSION_ID_PATTERN)], claims: Claims, service: Service
+    sid: Annotated[str, Path(pattern=SESSION_ID_PATTERN)], claims: RequestClaims, service: Service
 ) -> Response:
     """Revoke one of the user's sessions (sign out one device)."""
     service.revoke_session(claims["sub"], sid, reason="session_deleted")

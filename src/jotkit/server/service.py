@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jotkit.guard import Claims, Guard
+from jotkit.guard import Guard, Principal
 from jotkit.jose import JoseError, Key, jwt
 from jotkit.revocation import Revocation, SetFull
 from jotkit.server.errors import ApiError
@@ -307,7 +307,9 @@ class AuthService:
             self._published([entry])
         _audit(reason, user=user_id, sid=sid)
 
-    def authenticate(self, authorization: str | None, cookies: Mapping[str, str] | None) -> Claims:
+    def authenticate(
+        self, authorization: str | None, cookies: Mapping[str, str] | None
+    ) -> Principal:
         """The guard's verdict on a request's access token (signature, claims, revocation)."""
         started = time.perf_counter()
         try:
