@@ -21,6 +21,12 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, Field
 
+from jotkit.accounts import (
+    EMAIL_PATTERN,
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_CHARACTERS,
+)
 from jotkit.server.dependencies import (
     CSRF_COOKIE,
     NO_STORE,
@@ -33,7 +39,6 @@ from jotkit.server.dependencies import (
     client_address,
 )
 from jotkit.server.errors import ApiError, JsonResponse, error_responses
-from jotkit.server.passwords import MAX_PASSWORD_BYTES
 from jotkit.server.service import ACCESS_COOKIE, AuthService, TokenPair
 
 __all__ = ["CSRF_COOKIE", "REFRESH_COOKIE", "GuardRefusal", "router"]
@@ -42,14 +47,6 @@ REFRESH_COOKIE = "jotkit_refresh"
 _MAX_REFRESH_TOKEN = 512  # ours are 43 characters; the cap only bounds what gets hashed
 
 router = APIRouter()
-
-# One "@"; no control character (C0, DEL, C1: a NUL reached PostgreSQL, which refuses it in
-# text) and no Unicode space. The same rule for the HTTP API, the OpenAPI document and `jotkit
-# users add`; spelled without \s, whose meaning differs between the regex engines that read it
-# (pydantic's Rust engine and Python's count U+0085 as space, ECMA-262 in JSON Schema does not).
-_NOT_IN_EMAIL = r"@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF"
-EMAIL_PATTERN = rf"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+$"
-MAX_EMAIL_LENGTH = 320  # the store's column; the lower-case form must fit too
 
 
 def _fits_lowercased(email: str) -> str:
@@ -89,7 +86,7 @@ class NewUser(BaseModel):
 
     email: Email
     # Characters, so that every one of them fits the byte cap (4 bytes a character at most).
-    password: str = Field(min_length=8, max_length=MAX_PASSWORD_BYTES // 4)
+    password: str = Field(min_length=MIN_PASSWORD_CHARACTERS, max_length=MAX_PASSWORD_BYTES // 4)
     scope: str = Field(default="", max_length=1024, pattern=r"^[\x21\x23-\x5B\x5D-\x7E ]*$")
 
 
