@@ -169,7 +169,8 @@ def test_core_alone_signs_verifies_and_names_the_extras_it_lacks(
     for module in EXTRA_MODULES:
         assert not venv.has(module), f"the core install brought {module}"
     imported = venv.python(
-        "import sys, jotkit, jotkit.jose, jotkit.guard, jotkit.revocation, jotkit.revocation.http"
+        "import sys, jotkit, jotkit.jose, jotkit.guard, jotkit.revocation, jotkit.revocation.http,"
+        " jotkit.accounts"
         f"\nprint(sorted(set({EXTRA_MODULES!r}) & set(sys.modules)))"
     )
     assert imported.strip() == "[]"
