@@ -185,10 +185,6 @@ class HttpFeedPublisher:
             self._entries = [e for e in self._entries if e.forget_after >= now]
             self._cursors = [e.cursor for e in self._entries]
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
 
 def _parse_answer(body: Any) -> tuple[int, list[Revocation]]:
     if not isinstance(body, Mapping):
