@@ -7,9 +7,9 @@ variant pinned to core 1 (``taskset -c 1``), wrk pinned to core 0:
                     Authorization header as (b) (ignored), so that the ratio measures the guard
                     and not the ~600 header bytes every token-bearing request carries;
                     ``bare-no-header`` shows what those bytes cost on their own;
-  (b) guard         ``Depends(guard.require())`` with a RevocationSet of 10,000 entries kept
-                    current by a live RedisSubscriber (the feed attached)
-                    (ES256 token, and an HS256 variant), the endpoint reading the Claims; and
+  (b) guard         ``Depends(guard.fastapi_dependency())`` with a RevocationSet of 10,000
+                    entries kept current by a live RedisSubscriber (the feed attached)
+                    (ES256 token, and an HS256 variant), the endpoint reading the Principal; and
                     GuardMiddleware in front of the very endpoint of (a), unchanged;
   (c) redis-session the classic server-side session: an opaque id in the Authorization header,
                     looked up with redis-py asyncio ``GET`` in the real Redis at 127.0.0.1:6379;
@@ -79,7 +79,7 @@ def make_app(variant: str, keys: dict[str, Any]) -> Any:
     from fastapi import Depends, FastAPI, HTTPException, Request
 
     from jotkit import Key
-    from jotkit.guard import Claims, Guard
+    from jotkit.guard import Guard, Principal
     from jotkit.guard.asgi import GuardMiddleware, install_error_handler
     from jotkit.revocation import Revocation, RevocationSet
     from jotkit.revocation.redis import RedisSubscriber
@@ -119,7 +119,7 @@ def make_app(variant: str, keys: dict[str, Any]) -> Any:
 
             return app
 
-        user = Annotated[Claims, Depends(guard.require())]
+        user = Annotated[Principal, Depends(guard.fastapi_dependency())]
 
         @app.get("/hello")
         async def hello_guard(claims: user) -> dict[str, str]:  # type: ignore[valid-type]

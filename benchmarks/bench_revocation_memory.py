@@ -71,7 +71,10 @@ def _build(structure: str, count: int) -> Callable[[], Any]:
     def server() -> Any:
         feed = ServerFeed(store)
         feed.revocations.max_entries = None
-        feed._apply(_entries(count))
+        entries = list(_entries(count))
+        for entry in entries:
+            feed.revocations.add(entry)
+        feed.http.publish(entries, entries[-1].cursor)
         return feed
 
     return server

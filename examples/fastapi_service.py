@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Response
 
-from jotkit.guard import Claims, Feed, Guard, JWKSUnavailable
+from jotkit.guard import Feed, Guard, JWKSUnavailable, Principal
 from jotkit.guard.asgi import install_error_handler
 from jotkit.revocation import RevocationSet
 from jotkit.revocation.http import HttpFeedSubscriber
@@ -65,7 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="jotkit-protected FastAPI service", lifespan=lifespan)
 install_error_handler(app)  # refusals as {"error", "error_description", "code"}
 
-User = Annotated[Claims, Depends(guard.require())]
+User = Annotated[Principal, Depends(guard.fastapi_dependency())]
 
 
 @app.get("/hello")
@@ -90,7 +90,7 @@ async def me(claims: User) -> dict[str, Any]:
 
 @app.get("/admin")
 async def admin(
-    claims: Annotated[Claims, Depends(guard.require(scopes=["admin"]))],
+    claims: Annotated[Principal, Depends(guard.fastapi_dependency(scopes=["admin"]))],
 ) -> dict[str, str]:
     """Needs the ``admin`` scope: other valid tokens get 403 insufficient_scope."""
     return {"sub": claims.sub, "role": "admin"}

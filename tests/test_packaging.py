@@ -169,7 +169,8 @@ def test_core_alone_signs_verifies_and_names_the_extras_it_lacks(
     for module in EXTRA_MODULES:
         assert not venv.has(module), f"the core install brought {module}"
     imported = venv.python(
-        "import sys, jotkit, jotkit.jose, jotkit.guard, jotkit.revocation, jotkit.revocation.http"
+        "import sys, jotkit, jotkit.jose, jotkit.guard, jotkit.revocation, jotkit.revocation.http,"
+        " jotkit.accounts"
         f"\nprint(sorted(set({EXTRA_MODULES!r}) & set(sys.modules)))"
     )
     assert imported.strip() == "[]"
@@ -240,14 +241,14 @@ def test_fastapi_guard_works_with_its_extra(tmp_path: Path, dist: tuple[Path, Pa
 from typing import Annotated
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from jotkit.guard import Claims
+from jotkit.guard import Principal
 from jotkit.guard.asgi import install_error_handler
 
 app = FastAPI()
 install_error_handler(app)
 
 @app.get("/me")
-async def me(claims: Annotated[Claims, Depends(guard.require(scopes=["read"]))]):
+async def me(claims: Annotated[Principal, Depends(guard.fastapi_dependency(scopes=["read"]))]):
     return {"sub": claims.sub}
 
 with TestClient(app) as client:

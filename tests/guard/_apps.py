@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from werkzeug.serving import make_server
 
-from jotkit.guard import Claims, Guard
+from jotkit.guard import Guard, Principal
 from jotkit.guard.asgi import GuardMiddleware, install_error_handler
 from jotkit.guard.wsgi import GuardWSGIMiddleware
 
@@ -66,12 +66,12 @@ def fastapi_app(guard: Guard, *, with_handler: bool = True) -> FastAPI:
         return {"hello": "world"}
 
     @app.get("/me")
-    async def me(claims: Claims = Depends(guard.require())) -> dict[str, Any]:  # noqa: B008
+    async def me(claims: Principal = Depends(guard.fastapi_dependency())) -> dict[str, Any]:  # noqa: B008
         return {"sub": claims.sub, "scope": sorted(claims.scope)}
 
     @app.get("/admin")
     async def admin(
-        claims: Claims = Depends(guard.require(scopes=["admin"])),  # noqa: B008
+        claims: Principal = Depends(guard.fastapi_dependency(scopes=["admin"])),  # noqa: B008
     ) -> dict[str, str]:
         return {"sub": claims.sub}
 
@@ -80,7 +80,7 @@ def fastapi_app(guard: Guard, *, with_handler: bool = True) -> FastAPI:
 
 def starlette_app(guard: Guard) -> Any:
     async def whoami(request: Request) -> JSONResponse:
-        claims: Claims = request.state.claims
+        claims: Principal = request.state.claims
         return JSONResponse({"sub": claims.sub})
 
     async def healthz(request: Request) -> JSONResponse:

@@ -11,10 +11,10 @@ from _issuer import make_token as _make_token
 from jotkit import ExpiredToken, InvalidClaim, Key, KeyNotFound, RevokedToken
 from jotkit.guard import (
     BadAuthorization,
-    Claims,
     Guard,
     InsufficientScope,
     MissingCredentials,
+    Principal,
     bearer_token,
     challenge,
 )
@@ -114,7 +114,7 @@ def test_malformed_cookie_token_is_invalid_request(key: Key) -> None:
 def test_valid_token_gives_claims(key: Key) -> None:
     token = make_token(key)
     claims = make_guard(key).authenticate(f"Bearer {token}")
-    assert isinstance(claims, Claims)
+    assert isinstance(claims, Principal)
     assert (claims.sub, claims.sid, claims.client_id) == ("user-1", "session-1", "web")
     assert claims.scope == frozenset({"read", "write"})
     assert claims.raw["iss"] == ISSUER

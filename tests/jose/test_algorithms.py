@@ -42,12 +42,12 @@ def test_ecdsa_verify_handles_every_shape_of_r_and_s(alg: str) -> None:
     # P-521 coordinate's first byte is 0 or 1, so its top bit is never set).
     key = Key.generate(alg)
     algorithm, size = ALGORITHMS[alg], ALGORITHMS[alg].size_bytes
-    public = key.public()._public_material
+    public = key.public().jws_verify_material
     seen: set[tuple[str, int]] = set()
     wanted = {(part, shape) for part in "rs" for shape in ((0, 1) if alg == "ES512" else (0, 1, 2))}
     for attempt in range(20_000):
         message = attempt.to_bytes(4, "big")
-        signature = algorithm.sign(key._material, message)
+        signature = algorithm.sign(key.jws_sign_material, message)
         shapes = {("r", _shape(signature[:size])), ("s", _shape(signature[size:]))}
         if shapes <= seen:
             continue

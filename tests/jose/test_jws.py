@@ -367,7 +367,7 @@ def test_ecdsa_psychic_signature_rejected(es_key: Key) -> None:
 
 def test_ecdsa_der_signature_rejected(es_key: Key) -> None:
     head, payload, _ = jwt.sign({"exp": EXP}, es_key).split(".")
-    der = es_key._material.sign(f"{head}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+    der = es_key.jws_sign_material.sign(f"{head}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
     assert der[0] == 0x30
     token = f"{head}.{payload}.{b64encode(der)}"
     _assert_raises(

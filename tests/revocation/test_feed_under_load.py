@@ -23,9 +23,9 @@ from sqlalchemy import create_engine, text
 
 from jotkit.jose.jwt import peek
 from jotkit.revocation import RevocationSet
-from jotkit.revocation.follower import FeedFollower
 from jotkit.revocation.http import HttpFeedSubscriber
 from jotkit.revocation.redis import RedisSubscriber
+from jotkit.revocation.transport import FeedFollower
 from jotkit.server import build_service, load_settings
 from servers import DEADLINE_SECONDS, PrivateRedis, ServerProcess, start_server
 

@@ -1,4 +1,4 @@
-"""``jotkit keys``: generate keys, publish JWKS, thumbprints, and rotate the server's keys.
+"""``jotkit keys``: generate keys, publish JWKS, thumbprints; rotate and list the server's keys.
 
 Key files are read by ``jotkit.cli.sources.load_key_file``; failures are its ``CliError``.
 
@@ -9,20 +9,25 @@ unreadable file, a file that holds no key, an output file that already exists).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import tempfile
+import time
 from typing import Any
 
 import click
 import orjson
 
+from jotkit.cli.serve import config_option, database_option, operator_errors, server_settings
 from jotkit.cli.sources import CliError, CliInputError, dump_json, load_key_file, reporting
 from jotkit.codes import (
+    ERR_CONFLICT,
     ERR_FILE_EXISTS,
     ERR_FILE_UNWRITABLE,
     ERR_JWKS_DUPLICATE_KID,
     ERR_JWKS_SECRET_KEY,
+    ERR_PUBLISH_AHEAD_TOO_SHORT,
 )
 from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet
 
@@ -253,5 +258,100 @@ def thumbprint(file: str, as_json: bool) -> None:
             click.echo(f"{summary['thumbprint']}  {summary['kid'] or '(no kid)'}")
 
 
-# `jotkit keys rotate` (the auth server's key rotation) joins this group with the server work;
-# it can reuse load_key_file and CliError from jotkit.cli.sources.
+# A key published longer than a year before it signs is a typo, and time.gmtime needs a
+# finite time: an infinite --publish-ahead was stored, then broke `keys list` for good.
+_MAX_PUBLISH_AHEAD_SECONDS = 366 * 86400
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):  # FloatRange lets NaN through
+        raise click.BadParameter("must be a finite number of seconds")
+    return value
+
+
+@keys.command("rotate")
+@config_option
+@database_option
+@click.option(
+    "--publish-ahead",
+    type=click.FloatRange(0, _MAX_PUBLISH_AHEAD_SECONDS),
+    default=None,
+    callback=lambda _ctx, _param, value: _finite(value),
+    help="Seconds the new key is published before it signs [key_publish_ahead_seconds]; "
+    "at least max(jwks_max_age_seconds, 30) + 5 + clock_skew_seconds unless --emergency.",
+)
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="Allow a --publish-ahead below the safe minimum (0 by default): for a compromised "
+    "key. Remote verifiers may refuse the new key's tokens until they refetch the JWKS.",
+)
+def rotate(
+    config: str | None, database_url: str | None, publish_ahead: float | None, emergency: bool
+) -> None:
+    """Create the server's next signing key (published now, signing after --publish-ahead).
+
+    \b
+    A key must be published long enough before it signs for every remote verifier to have
+    fetched it: a shorter --publish-ahead is refused (ERR_PUBLISH_AHEAD_TOO_SHORT, exit 2)
+    unless --emergency says that failing some tokens for a while is the lesser evil.
+    """
+    from jotkit.server.keyring import Keyring
+    from jotkit.server.settings import min_publish_ahead
+    from jotkit.store import Store
+
+    settings = server_settings(config, database_url=database_url)
+    if emergency and publish_ahead is None:
+        publish_ahead = 0
+    minimum = min_publish_ahead(settings)
+    if publish_ahead is not None and publish_ahead < minimum and not emergency:
+        raise CliInputError(
+            ERR_PUBLISH_AHEAD_TOO_SHORT,
+            f"--publish-ahead {publish_ahead:g} is under the safe minimum of {minimum} s: "
+            "remote verifiers (node jose, PyJWKClient, jotkit's guard) refetch a key set at "
+            "most every 30 s or after its max-age, so tokens the new key signs sooner would "
+            "be refused; pass --emergency to do it anyway (a compromised key)",
+        )
+    with operator_errors():
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+            keyring = Keyring(settings, store)
+            keyring.load(now=time.time())
+            record = keyring.rotate(now=time.time(), publish_ahead=publish_ahead)
+        finally:
+            store.close()
+    if record is None:
+        raise CliError(
+            ERR_CONFLICT,
+            "another process stored a new key at the same moment; nothing was added "
+            "(see `jotkit keys list`, and run this again if you still want one more)",
+        )
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.activates_at))
+    click.echo(f"new key {record.kid} ({record.alg}) published; signs from {when}")
+
+
+@keys.command("list")
+@config_option
+@database_option
+def list_keys(config: str | None, database_url: str | None) -> None:
+    """The server's signing keys: kid, algorithm, and when each signs and is removed."""
+    from jotkit.store import Store
+
+    settings = server_settings(config, database_url=database_url)
+    with operator_errors():
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+            records = store.signing_keys()
+        finally:
+            store.close()
+
+    def iso(moment: float | None) -> str:
+        return "-" if moment is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+    for record in records:
+        click.echo(
+            f"{record.kid}  {record.alg}  signs from {iso(record.activates_at)}"
+            f"  retired {iso(record.retired_at)}  removed after {iso(record.remove_after)}"
+        )

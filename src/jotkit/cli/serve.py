@@ -1,22 +1,20 @@
-"""``jotkit serve`` and the server-side ``jotkit keys rotate|list``."""
+"""``jotkit serve``, and the server settings options its siblings (``users``, ``keys rotate|list``)
+share."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from jotkit.cli.keys import keys
 from jotkit.cli.sources import CliError, CliInputError
-from jotkit.codes import ERR_CONFLICT, ERR_LISTEN, ERR_PUBLISH_AHEAD_TOO_SHORT
+from jotkit.codes import ERR_LISTEN
 from jotkit.extras import MissingExtra
 
-__all__ = ["serve", "server_settings"]
+__all__ = ["config_option", "database_option", "operator_errors", "serve", "server_settings"]
 
 _SETTINGS_EPILOG = "Every setting, as TOML name / environment variable [default]: meaning"
 # On SIGTERM uvicorn waits for in-flight requests up to this bound, then cancels them. Held
@@ -122,7 +120,7 @@ def serve(
     uvicorn_config = uvicorn.Config(
         create_app(settings, service=service), host=settings.host, port=settings.port, **options
     )
-    server = Server(uvicorn_config, on_shutdown=service.feed.end_polls)
+    server = Server(uvicorn_config, on_shutdown=service.feed.http.end_polls)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once done
         server.run()
     if not server.started:  # as uvicorn.run: it could not start (the reason is logged)
@@ -155,106 +153,7 @@ def operator_errors() -> Iterator[None]:
         raise CliError(exc.code, str(exc)) from None
 
 
-# A key published longer than a year before it signs is a typo, and time.gmtime needs a
-# finite time: an infinite --publish-ahead was stored, then broke `keys list` for good.
-_MAX_PUBLISH_AHEAD_SECONDS = 366 * 86400
-
-
-def _finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):  # FloatRange lets NaN through
-        raise click.BadParameter("must be a finite number of seconds")
-    return value
-
-
 def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-@keys.command("rotate")
-@config_option
-@database_option
-@click.option(
-    "--publish-ahead",
-    type=click.FloatRange(0, _MAX_PUBLISH_AHEAD_SECONDS),
-    default=None,
-    callback=lambda _ctx, _param, value: _finite(value),
-    help="Seconds the new key is published before it signs [key_publish_ahead_seconds]; "
-    "at least max(jwks_max_age_seconds, 30) + 5 + clock_skew_seconds unless --emergency.",
-)
-@click.option(
-    "--emergency",
-    is_flag=True,
-    help="Allow a --publish-ahead below the safe minimum (0 by default): for a compromised "
-    "key. Remote verifiers may refuse the new key's tokens until they refetch the JWKS.",
-)
-def rotate(
-    config: str | None, database_url: str | None, publish_ahead: float | None, emergency: bool
-) -> None:
-    """Create the server's next signing key (published now, signing after --publish-ahead).
-
-    \b
-    A key must be published long enough before it signs for every remote verifier to have
-    fetched it: a shorter --publish-ahead is refused (ERR_PUBLISH_AHEAD_TOO_SHORT, exit 2)
-    unless --emergency says that failing some tokens for a while is the lesser evil.
-    """
-    from jotkit.server.keyring import Keyring
-    from jotkit.server.settings import min_publish_ahead
-    from jotkit.store import Store
-
-    settings = server_settings(config, database_url=database_url)
-    if emergency and publish_ahead is None:
-        publish_ahead = 0
-    minimum = min_publish_ahead(settings)
-    if publish_ahead is not None and publish_ahead < minimum and not emergency:
-        raise CliInputError(
-            ERR_PUBLISH_AHEAD_TOO_SHORT,
-            f"--publish-ahead {publish_ahead:g} is under the safe minimum of {minimum} s: "
-            "remote verifiers (node jose, PyJWKClient, jotkit's guard) refetch a key set at "
-            "most every 30 s or after its max-age, so tokens the new key signs sooner would "
-            "be refused; pass --emergency to do it anyway (a compromised key)",
-        )
-    with operator_errors():
-        store = Store(settings.database_url)
-        try:
-            store.migrate()
-            keyring = Keyring(settings, store)
-            keyring.load(now=time.time())
-            record = keyring.rotate(now=time.time(), publish_ahead=publish_ahead)
-        finally:
-            store.close()
-    if record is None:
-        raise CliError(
-            ERR_CONFLICT,
-            "another process stored a new key at the same moment; nothing was added "
-            "(see `jotkit keys list`, and run this again if you still want one more)",
-        )
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.activates_at))
-    click.echo(f"new key {record.kid} ({record.alg}) published; signs from {when}")
-
-
-@keys.command("list")
-@config_option
-@database_option
-def list_keys(config: str | None, database_url: str | None) -> None:
-    """The server's signing keys: kid, algorithm, and when each signs and is removed."""
-    from jotkit.store import Store
-
-    settings = server_settings(config, database_url=database_url)
-    with operator_errors():
-        store = Store(settings.database_url)
-        try:
-            store.migrate()
-            records = store.signing_keys()
-        finally:
-            store.close()
-
-    def iso(moment: float | None) -> str:
-        return "-" if moment is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
-
-    for record in records:
-        click.echo(
-            f"{record.kid}  {record.alg}  signs from {iso(record.activates_at)}"
-            f"  retired {iso(record.retired_at)}  removed after {iso(record.remove_after)}"
-        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from jotkit.accounts import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARACTERS, is_email
 from jotkit.cli.serve import config_option, database_option, operator_errors, server_settings
 from jotkit.cli.sources import CliError
 from jotkit.codes import ERR_CONFLICT, ERR_NOT_FOUND, ERR_PASSWORD_TOO_LONG, ERR_PASSWORD_TOO_SHORT
@@ -43,10 +43,15 @@ def _read_password(from_stdin: bool) -> str:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        raise CliError(ERR_PASSWORD_TOO_SHORT, "password must be at least 8 characters")
-    if len(password.encode()) > 1024:
-        raise CliError(ERR_PASSWORD_TOO_LONG, "password must be at most 1024 bytes")
+    if len(password) < MIN_PASSWORD_CHARACTERS:
+        raise CliError(
+            ERR_PASSWORD_TOO_SHORT,
+            f"password must be at least {MIN_PASSWORD_CHARACTERS} characters",
+        )
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise CliError(
+            ERR_PASSWORD_TOO_LONG, f"password must be at most {MAX_PASSWORD_BYTES} bytes"
+        )
     return password
 
 
@@ -65,10 +70,9 @@ def add(
     email: str, password_stdin: bool, scope: str, config: str | None, database_url: str | None
 ) -> None:
     """Create a user; exit 1 if the email is taken."""
-    from jotkit.server.routes import EMAIL_PATTERN, MAX_EMAIL_LENGTH
     from jotkit.store import Conflict
 
-    if len(email.lower()) > MAX_EMAIL_LENGTH or not re.fullmatch(EMAIL_PATTERN, email):
+    if not is_email(email):
         raise click.BadParameter("not an email address", param_hint="EMAIL")
     password = _read_password(password_stdin)
     with _opened(config, database_url) as (store, passwords):

@@ -1,14 +1,15 @@
 """ASGI adapters (Starlette, FastAPI): a middleware and a FastAPI dependency.
 
 ``GuardMiddleware`` authenticates each HTTP (and WebSocket) request before the app sees it
-and puts the ``Claims`` on ``request.state.claims`` (``scope["state"]["claims"]``) and
-``scope["jotkit.claims"]``. ``require(guard, scopes)`` is a FastAPI dependency returning the
-Claims. Refusals answer 400/401/403/503 with ``WWW-Authenticate`` and the JSON body of
-``jotkit.guard.errors``; no refusal is a 500.
+and puts the ``Principal`` on ``request.state.claims`` (``scope["state"]["claims"]``) and
+``scope["jotkit.claims"]``. ``fastapi_dependency(guard, scopes)`` is a FastAPI dependency
+returning the Principal. Refusals answer 400/401/403/503 with ``WWW-Authenticate`` and the
+JSON body of ``jotkit.guard.errors``; no refusal is a 500.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -17,8 +18,8 @@ import orjson
 
 from jotkit.extras import require_extra
 from jotkit.guard.bearer import parse_cookies
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import BadAuthorization, Challenge, MissingCredentials
+from jotkit.guard.principal import Principal
 from jotkit.jose.errors import JoseError
 
 require_extra("jotkit.guard.asgi", "'jotkit[fastapi]' (or starlette)", "starlette")
@@ -31,7 +32,7 @@ from starlette.responses import Response  # noqa: E402
 if TYPE_CHECKING:
     from jotkit.guard.guard import Guard
 
-__all__ = ["GuardMiddleware", "GuardRejection", "install_error_handler", "require"]
+__all__ = ["GuardMiddleware", "GuardRejection", "fastapi_dependency", "install_error_handler"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -130,7 +131,7 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         guard = self.guard
-        claims: Claims | None = None
+        claims: Principal | None = None
         try:
             authorization, cookies, dpop = _credentials(
                 scope["headers"], guard.cookie_name is not None
@@ -200,15 +201,17 @@ def install_error_handler(app: Any) -> None:
     app.add_exception_handler(GuardRejection, _render_rejection)
 
 
-def require(guard: Guard, scopes: Collection[str] = ()) -> Callable[[Request], Awaitable[Claims]]:
-    """A FastAPI dependency: ``claims: Claims = Depends(require(guard, ["read"]))``.
+def fastapi_dependency(
+    guard: Guard, scopes: Collection[str] = ()
+) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency: ``claims: Principal = Depends(fastapi_dependency(guard, ["read"]))``.
 
-    Reuses the Claims GuardMiddleware put on the request, else authenticates itself.
+    Reuses the Principal GuardMiddleware put on the request, else authenticates itself.
     """
     needed = tuple(scopes)
 
-    async def dependency(request: Request) -> Claims:
-        claims: Claims | None = request.scope.get("jotkit.claims")
+    async def dependency(request: Request) -> Principal:
+        claims: Principal | None = request.scope.get("jotkit.claims")
         try:
             if claims is None:
                 scope = request.scope
@@ -219,9 +222,21 @@ def require(guard: Guard, scopes: Collection[str] = ()) -> Callable[[Request], A
                     authorization, cookies, dpop=dpop, method=_method(scope), url=request_url(scope)
                 )
             if needed:
-                claims.require(needed)
+                claims.require_scopes(needed)
         except JoseError as exc:
             raise GuardRejection(guard.challenge(exc)) from None
         return claims
 
     return dependency
+
+
+def require(
+    guard: Guard, scopes: Collection[str] = ()
+) -> Callable[[Request], Awaitable[Principal]]:
+    """Deprecated since 0.1.0, removed in 0.3.0: ``fastapi_dependency``."""
+    warnings.warn(
+        "jotkit.guard.asgi.require is deprecated: use fastapi_dependency",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return fastapi_dependency(guard, scopes)

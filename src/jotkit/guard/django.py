@@ -4,11 +4,11 @@ Configure the guard once, in settings: ``JOTKIT_GUARD = "myproject.auth.guard"``
 path to a ``Guard``, or the ``Guard`` itself). Then:
 
 - ``GuardMiddleware`` (in ``MIDDLEWARE``) authenticates every request that carries
-  credentials and puts the ``Claims`` on ``request.claims`` (``None`` without credentials; a
+  credentials and puts the ``Principal`` on ``request.claims`` (``None`` without credentials; a
   view that needs them uses ``guard_required``). Bad credentials are refused before any view.
   ``JOTKIT_GUARD_EXEMPT_PATHS`` lists exact paths it skips.
-- ``guard_required(scopes=...)`` protects one view; the Claims are on ``request.claims``.
-- ``GuardAuthentication`` is a DRF authentication class (``request.auth`` is the Claims,
+- ``guard_required(scopes=...)`` protects one view; the Principal is on ``request.claims``.
+- ``GuardAuthentication`` is a DRF authentication class (``request.auth`` is the Principal,
   ``request.user`` a ``TokenUser``), ``scopes_required(...)`` a DRF permission, and
   ``exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``) renders refusals with the
   guard's JSON body and every header of the challenge.
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import orjson
 
 from jotkit.extras import require_extra
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, MissingCredentials
+from jotkit.guard.principal import Principal
 from jotkit.jose.errors import JoseError
 
 require_extra("jotkit.guard.django", "'jotkit[django]'", "django")
@@ -71,7 +71,7 @@ def _configured_guard(value: Any) -> Guard:
     return guard
 
 
-def _authenticate(guard: Guard, request: HttpRequest) -> Claims:
+def _authenticate(guard: Guard, request: HttpRequest) -> Principal:
     # build_absolute_uri checks the host against ALLOWED_HOSTS and honours
     # SECURE_PROXY_SSL_HEADER / USE_X_FORWARDED_HOST: the URL a DPoP proof must name.
     return guard.authenticate(
@@ -102,8 +102,8 @@ class GuardMiddleware:
         self.exempt_paths = frozenset(getattr(settings, "JOTKIT_GUARD_EXEMPT_PATHS", ()))
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        """Put the Claims on ``request.claims`` (None without credentials), or refuse."""
-        claims: Claims | None = None
+        """Put the Principal on ``request.claims`` (None without credentials), or refuse."""
+        claims: Principal | None = None
         if request.path_info not in self.exempt_paths:
             try:
                 claims = _authenticate(self.guard, request)
@@ -118,9 +118,9 @@ class GuardMiddleware:
 def guard_required(
     scopes: Collection[str] = (), *, guard: Guard | None = None
 ) -> Callable[[View], View]:
-    """Protect a Django view: ``@guard_required(scopes=["read"])``; Claims on ``request.claims``.
+    """Protect a Django view: ``@guard_required(scopes=["read"])``; Principal on ``request.claims``.
 
-    Uses the Claims GuardMiddleware put on the request, else authenticates itself with
+    Uses the Principal GuardMiddleware put on the request, else authenticates itself with
     ``guard`` (default: ``settings.JOTKIT_GUARD``).
     """
     needed = tuple(scopes)
@@ -129,12 +129,12 @@ def guard_required(
         @functools.wraps(view)
         def protected(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             chosen = guard if guard is not None else configured_guard()
-            claims: Claims | None = getattr(request, "claims", None)
+            claims: Principal | None = getattr(request, "claims", None)
             try:
                 if claims is None:
                     claims = _authenticate(chosen, request)
                 if needed:
-                    claims.require(needed)
+                    claims.require_scopes(needed)
             except JoseError as exc:
                 return _refusal(chosen.challenge(exc))
             request.claims = claims
@@ -149,14 +149,14 @@ class TokenUser:
     """``request.user`` for a request authenticated by a token: who the token speaks for.
 
     Not a database user: the guard verifies tokens without a lookup. ``pk``/``username`` are
-    the token's ``sub``; the Claims are on ``claims`` (and on DRF's ``request.auth``).
+    the token's ``sub``; the Principal is on ``claims`` (and on DRF's ``request.auth``).
     """
 
     is_authenticated = True
     is_anonymous = False
     is_active = True
 
-    def __init__(self, claims: Claims) -> None:
+    def __init__(self, claims: Principal) -> None:
         """Wrap verified ``claims``."""
         self.claims = claims
         self.pk = self.username = claims.sub
@@ -194,7 +194,7 @@ class GuardAuthentication:
     DRF calls its two methods by name (BaseAuthentication declares nothing more), so the
     class needs no DRF import until a refusal is raised."""
 
-    def authenticate(self, request: Any) -> tuple[TokenUser, Claims] | None:
+    def authenticate(self, request: Any) -> tuple[TokenUser, Principal] | None:
         """DRF's hook: the (user, auth) pair, or None without credentials."""
         guard = configured_guard()
         try:
@@ -215,7 +215,7 @@ class GuardAuthentication:
 def scopes_required(*scopes: str) -> type:
     """A DRF permission class: ``permission_classes = [scopes_required("read")]``.
 
-    Refuses a request without Claims as DRF does (401 with the challenge), and a token that
+    Refuses a request without Principal as DRF does (401 with the challenge), and a token that
     lacks a scope with 403 ``insufficient_scope`` naming the scopes.
     """
     _drf()
@@ -224,10 +224,10 @@ def scopes_required(*scopes: str) -> type:
     class ScopesRequired(BasePermission):
         def has_permission(self, request: Any, view: Any) -> bool:
             claims = request.auth
-            if not isinstance(claims, Claims):
+            if not isinstance(claims, Principal):
                 return False
             try:
-                claims.require(scopes)
+                claims.require_scopes(scopes)
             except JoseError as exc:
                 raise _rejection(configured_guard().challenge(exc)) from None
             return True

@@ -2,7 +2,7 @@
 
 Per request the guard finds the token (RFC 6750 header or a cookie), verifies it through the
 Verifier's cache (a token seen before costs two comparisons and the revocation lookups), and
-returns its ``Claims``. A token bound to a key (``cnf.jkt``, RFC 9449) is accepted only as
+returns its ``Principal``. A token bound to a key (``cnf.jkt``, RFC 9449) is accepted only as
 ``Authorization: DPoP <token>`` with a ``DPoP`` proof made for this request by that key.
 Keys are fixed, or fetched from the issuer (``RemoteJWKS``) in the
 background: the steady state never touches the network.
@@ -13,15 +13,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from jotkit.codes import ERR_DPOP_HTU, ERR_DPOP_MISSING, ERR_DPOP_MULTIPLE, ERR_DPOP_REPLAYED
 from jotkit.guard.bearer import dpop_token, request_token
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, challenge
 from jotkit.guard.jwks import RemoteJWKS
+from jotkit.guard.principal import Principal
 from jotkit.jose.dpop import (
     ERR_DPOP_BOUND_AS_BEARER,
     ERR_DPOP_UNBOUND_TOKEN,
@@ -37,23 +38,14 @@ from jotkit.jose.keyset import KeySet
 from jotkit.jose.verifier import Verifier
 from jotkit.revocation.entries import RevocationSet
 from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from jotkit.revocation.transport import Feed
 
-__all__ = ["Feed", "Guard"]
+__all__ = ["Guard"]
 
 # RFC 9068 §2.2 requires these of an access token (client_id too, but other issuers vary);
 # iat also makes per-user watermarks decidable (a token without iat cannot prove it is newer).
 _REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
 _View = TypeVar("_View", bound=Callable[..., Any])
-
-
-class Feed(Protocol):
-    """A transport that keeps a RevocationSet up to date (HTTP poll, Redis pub/sub)."""
-
-    def start(self) -> Any:
-        """Begin feeding (may return an awaitable or nothing)."""
-
-    def close(self) -> Any:
-        """Stop feeding."""
 
 
 class Guard:
@@ -139,11 +131,11 @@ class Guard:
                 raise ValueError("public_url must be an absolute http(s) URL") from None
             public_url = public_url.rstrip("/")
         self.public_url = public_url
-        # Authorization header text -> (token, Claims) for tokens that passed everything once:
+        # Authorization header text -> (token, Principal) for tokens that passed everything once:
         # the next request with that header skips the RFC 6750 parse (a regex over ~600
-        # characters) and building Claims, and pays only the Verifier's cache hit (time and
-        # revocation checks). Claims are immutable, so one instance serves every request.
-        self._by_header: dict[str, tuple[str, Claims]] = {}
+        # characters) and building Principal, and pays only the Verifier's cache hit (time and
+        # revocation checks). A Principal is immutable, so one instance serves every request.
+        self._by_header: dict[str, tuple[str, Principal]] = {}
         self._by_header_size = max(0, cache_size)
         if jwks is not None:
             jwks.subscribe(self._set_keys)
@@ -158,8 +150,9 @@ class Guard:
                 self.feed.start()  # a daemon thread: returns at once
                 self._feed_pending = False
 
-    def _seen(self, authorization: str | None) -> tuple[str, Claims] | None:
-        """The (token, Claims) of a header verified before, re-checked for time and revocation."""
+    def _seen(self, authorization: str | None) -> tuple[str, Principal] | None:
+        """The (token, Principal) of a header verified before,
+        re-checked for time and revocation."""
         if self._feed_pending:
             self._start_feed()
         if authorization is None:
@@ -175,7 +168,7 @@ class Guard:
             return None  # keys changed under us: take the slow path, which may refetch them
         return hit
 
-    def _remember(self, authorization: str | None, token: str, claims: Claims) -> None:
+    def _remember(self, authorization: str | None, token: str, claims: Principal) -> None:
         if authorization is None or not authorization.endswith(token) or not self._by_header_size:
             return  # the token came from a cookie
         cache = self._by_header
@@ -213,8 +206,8 @@ class Guard:
 
     # -- verification -------------------------------------------------------------------
 
-    def verify(self, token: str | bytes) -> Claims:
-        """Verify one access token; return its Claims. Raises only JoseError.
+    def verify(self, token: str | bytes) -> Principal:
+        """Verify one access token; return its Principal. Raises only JoseError.
 
         May block on the network only to fetch keys: the first time, or when a token names
         an unknown kid (at most once per the JWKS cooldown).
@@ -223,32 +216,32 @@ class Guard:
             self._start_feed()
         jwks = self.jwks
         if jwks is None:
-            return Claims.from_mapping(self._verifier.verify(token))
+            return Principal.from_mapping(self._verifier.verify(token))
         jwks.check()  # a clock comparison; a due refresh runs in the background
         try:
-            return Claims.from_mapping(self._verifier.verify(token))
+            return Principal.from_mapping(self._verifier.verify(token))
         except KeyNotFound:
             # A new signing key (rotation) or a forged kid: refetch, rate-limited.
             if not jwks.refresh_for_unknown_kid():
                 raise
-        return Claims.from_mapping(self._verifier.verify(token))
+        return Principal.from_mapping(self._verifier.verify(token))
 
-    async def verify_async(self, token: str | bytes) -> Claims:
+    async def verify_async(self, token: str | bytes) -> Principal:
         """``verify`` for event loops: a key fetch, if one is needed, runs in a thread."""
         if self._feed_pending:
             self._start_feed()
         jwks = self.jwks
         if jwks is None:
-            return Claims.from_mapping(self._verifier.verify(token))
+            return Principal.from_mapping(self._verifier.verify(token))
         jwks.check()
         try:
-            return Claims.from_mapping(self._verifier.verify(token))
+            return Principal.from_mapping(self._verifier.verify(token))
         except KeyNotFound:
             import anyio.to_thread  # only here: the sync guard must not need anyio
 
             if not await anyio.to_thread.run_sync(jwks.refresh_for_unknown_kid):
                 raise
-        return Claims.from_mapping(self._verifier.verify(token))
+        return Principal.from_mapping(self._verifier.verify(token))
 
     def authenticate(
         self,
@@ -259,7 +252,7 @@ class Guard:
         dpop: str | None = None,
         method: str | None = None,
         url: str | None = None,
-    ) -> Claims:
+    ) -> Principal:
         """Find the token (RFC 6750 header, else the cookie), verify it, check ``scopes``.
 
         ``dpop`` is the request's DPoP header (several joined by commas), ``method`` and
@@ -276,7 +269,7 @@ class Guard:
             token, claims = hit
             self._confirm(token, claims, claims.jkt is not None, dpop, method, url)
         if scopes:
-            claims.require(scopes)
+            claims.require_scopes(scopes)
         return claims
 
     async def authenticate_async(
@@ -288,7 +281,7 @@ class Guard:
         dpop: str | None = None,
         method: str | None = None,
         url: str | None = None,
-    ) -> Claims:
+    ) -> Principal:
         """``authenticate`` for event loops (see ``verify_async``)."""
         hit = self._seen(authorization)
         if hit is None:
@@ -300,7 +293,7 @@ class Guard:
             token, claims = hit
             await self._confirm_async(token, claims, claims.jkt is not None, dpop, method, url)
         if scopes:
-            claims.require(scopes)
+            claims.require_scopes(scopes)
         return claims
 
     def _find_token(
@@ -316,7 +309,7 @@ class Guard:
     async def _confirm_async(
         self,
         token: str,
-        claims: Claims,
+        claims: Principal,
         is_dpop: bool,
         proof: str | None,
         method: str | None,
@@ -334,7 +327,7 @@ class Guard:
     def _confirm(
         self,
         token: str,
-        claims: Claims,
+        claims: Principal,
         is_dpop: bool,
         proof: str | None,
         method: str | None,
@@ -376,17 +369,30 @@ class Guard:
 
     # -- adapters (imported on use: a Flask service needs no Starlette, and the reverse) --
 
-    def require(self, scopes: Collection[str] = ()) -> Callable[..., Awaitable[Claims]]:
-        """A FastAPI dependency returning Claims: ``Depends(guard.require(scopes=["read"]))``.
+    def fastapi_dependency(
+        self, scopes: Collection[str] = ()
+    ) -> Callable[..., Awaitable[Principal]]:
+        """A FastAPI dependency returning the Principal:
+        ``Depends(guard.fastapi_dependency(scopes=["read"]))``.
 
         Call ``jotkit.guard.asgi.install_error_handler(app)`` once for the JSON error body.
         """
-        from jotkit.guard.asgi import require
+        from jotkit.guard.asgi import fastapi_dependency
 
-        return require(self, scopes)
+        return fastapi_dependency(self, scopes)
+
+    def require(self, scopes: Collection[str] = ()) -> Callable[..., Awaitable[Principal]]:
+        """Deprecated since 0.1.0, removed in 0.3.0: ``fastapi_dependency`` (``require``
+        also named the required claims)."""
+        warnings.warn(
+            "Guard.require is deprecated: use Guard.fastapi_dependency",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.fastapi_dependency(scopes)
 
     def flask_required(self, scopes: Collection[str] = ()) -> Callable[[_View], _View]:
-        """A Flask view decorator; the Claims are on ``flask.g.claims``."""
+        """A Flask view decorator; the Principal is on ``flask.g.claims``."""
         from jotkit.guard.wsgi import flask_required
 
         return flask_required(self, scopes)

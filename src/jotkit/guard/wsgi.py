@@ -1,6 +1,6 @@
 """WSGI adapters (Flask, any WSGI app): a middleware and a Flask view decorator.
 
-``GuardWSGIMiddleware`` authenticates each request and puts the ``Claims`` in
+``GuardWSGIMiddleware`` authenticates each request and puts the ``Principal`` in
 ``environ["jotkit.claims"]``; ``flask_required(guard, scopes)`` protects one Flask view and
 puts them on ``flask.g.claims``. Refusals answer 400/401/403/503 with ``WWW-Authenticate`` and
 the JSON body of ``jotkit.guard.errors``; no refusal is a 500.
@@ -18,8 +18,8 @@ import orjson
 
 from jotkit.extras import require_extra
 from jotkit.guard.bearer import parse_cookies
-from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, MissingCredentials
+from jotkit.guard.principal import Principal
 from jotkit.jose.errors import JoseError
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def _cookies(environ: dict[str, Any], guard: Guard) -> dict[str, str] | None:
 
 def authenticate_environ(
     guard: Guard, environ: dict[str, Any], scopes: Collection[str] = ()
-) -> Claims:
+) -> Principal:
     """``guard.authenticate`` with what a WSGI request carries: the Authorization, Cookie
     and DPoP headers, the method and scheme://host/path (PEP 3333's URL reconstruction)."""
     return guard.authenticate(
@@ -87,7 +87,7 @@ class GuardWSGIMiddleware:
             return self.app(environ, start_response)
         guard = self.guard
         try:
-            claims: Claims | None = authenticate_environ(guard, environ, self.scopes)
+            claims: Principal | None = authenticate_environ(guard, environ, self.scopes)
         except MissingCredentials as exc:
             if self.required:
                 return self._refuse(guard.challenge(exc), start_response)
@@ -108,9 +108,9 @@ class GuardWSGIMiddleware:
 
 
 def flask_required(guard: Guard, scopes: Collection[str] = ()) -> Callable[[View], View]:
-    """Protect a Flask view: ``@guard.flask_required(scopes=["read"])``; Claims on ``g.claims``.
+    """Protect a Flask view: ``@guard.flask_required(scopes=["read"])``; Principal on ``g.claims``.
 
-    Reuses the Claims GuardWSGIMiddleware put in the environ, else authenticates itself.
+    Reuses the Principal GuardWSGIMiddleware put in the environ, else authenticates itself.
     """
     require_extra("flask_required", "'jotkit[flask]'", "flask")
     needed = tuple(scopes)
@@ -120,12 +120,12 @@ def flask_required(guard: Guard, scopes: Collection[str] = ()) -> Callable[[View
         def protected(*args: Any, **kwargs: Any) -> Any:
             from flask import g, request
 
-            claims: Claims | None = request.environ.get("jotkit.claims")
+            claims: Principal | None = request.environ.get("jotkit.claims")
             try:
                 if claims is None:
                     claims = authenticate_environ(guard, request.environ)
                 if needed:
-                    claims.require(needed)
+                    claims.require_scopes(needed)
             except JoseError as exc:
                 answer = guard.challenge(exc)
                 return (

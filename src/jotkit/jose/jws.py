@@ -159,10 +159,10 @@ def _route(
         _refuse_unlisted(name, algorithms)
     kid = header.get("kid")
     if isinstance(keys, Key):
-        if name not in keys._verify_algs:
+        if name not in keys.jws_verify_algorithms:
             if not keys.can("verify"):
                 raise KeyMismatch("this key's use/key_ops do not allow verification")
-            raise KeyMismatch(keys._refusal(name))
+            raise KeyMismatch(keys.jws_refusal(name))
         if kid is not None and keys.kid is not None and kid != keys.kid:
             raise KeyNotFound(f"token kid {kid[:64]!r} is not this key's kid {keys.kid!r}")
         return header, alg, (keys,)
@@ -227,7 +227,7 @@ def verify_compact(
     except ValueError:
         raise shape_error(data, data.count(b".") + 1) from None
     try:
-        memo = keys._header_memo
+        memo = keys.jws_header_memo
     except AttributeError:
         raise KeyMismatch("verify needs a Key or a KeySet") from None
     route = memo.get(header_segment)
@@ -269,13 +269,13 @@ def verify_compact(
     if alg.kty == "oct":
         hash_name = alg.hash_name or ""
         for key in candidates:
-            if hmac.compare_digest(key._mac(hash_name, signing_input), signature):
+            if hmac.compare_digest(key.jws_mac(hash_name, signing_input), signature):
                 break
         else:
             raise InvalidSignature(f"{alg.name} signature does not verify")
     else:
         for key in candidates:
-            if alg.verify(key._public_material, signing_input, signature):
+            if alg.verify(key.jws_verify_material, signing_input, signature):
                 break
         else:
             raise InvalidSignature(f"{alg.name} signature does not verify")
@@ -343,19 +343,19 @@ def sign_compact(
     jwt.sign), not in ``__all__``: arguments unchecked, positional, for the hot path."""
     # Without extra header members, the (algorithm, encoded header) pair depends only on the
     # key and the request, so it is computed once per key: ~1 µs off every HMAC signature.
-    prepared = key._signing_headers.get((alg, typ)) if header is None else None
+    prepared = key.jws_signing_headers.get((alg, typ)) if header is None else None
     if prepared is None:
         name = key.signing_algorithm(alg)
         prepared = (ALGORITHMS[name], _encoded_header(key, name, typ, header).encode() + b".")
         if header is None:
-            key._signing_headers[(alg, typ)] = prepared
+            key.jws_signing_headers[(alg, typ)] = prepared
     algorithm, header_prefix = prepared
     # Built as bytes and decoded once: each str<->bytes round trip costs ~0.1 µs here.
     signing_input = header_prefix + b64encode_bytes(payload)
     raw = (
-        key._mac(algorithm.hash_name or "", signing_input)
+        key.jws_mac(algorithm.hash_name or "", signing_input)
         if algorithm.kty == "oct"
-        else algorithm.sign(key._material, signing_input)
+        else algorithm.sign(key.jws_sign_material, signing_input)
     )
     signature = b64encode_bytes(raw)
     return (signing_input + b"." + signature).decode()

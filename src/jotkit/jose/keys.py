@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from jotkit.codes import ERR_JWK_ROCA
-from jotkit.jose.algorithms import ALGORITHMS, algorithms_for
+from jotkit.jose.algorithms import ALGORITHMS, Algorithm, algorithms_for
 from jotkit.jose.b64 import b64encode
 from jotkit.jose.errors import InvalidKey, KeyMismatch, UnsupportedAlgorithm
 from jotkit.jose.jwk import (
@@ -43,24 +43,47 @@ _DEFAULT_ALG.update({"Ed25519": "Ed25519", "Ed448": "Ed448", "oct": "HS256"})
 _PUBLIC_MEMBERS = {"oct": ("k",), "RSA": ("e", "n"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
 
 
+#: A memoized route of a verified protected header (``jws.verify_compact``): the parsed
+#: header, its algorithm, and the keys that may check a signature made under it.
+HeaderRoute: TypeAlias = "tuple[dict[str, Any], Algorithm, tuple[Key, ...]]"
+#: A prepared signing header (``jws.sign_compact``): the algorithm and the base64url header
+#: followed by ".".
+SigningHeader: TypeAlias = tuple[Algorithm, bytes]
+
+
 class Key:
     """One signing or verification key, bound to at most one algorithm.
 
     Build it with ``from_jwk``, ``from_pem``, ``from_der``, ``from_secret`` or ``generate``.
     ``repr`` and ``to_jwk()`` never show private material (``to_jwk(private=True)`` does).
+
+    Members named ``jws_*`` are the internal interface between keys and ``jose.jws``'s hot
+    path (plain attributes: a property or a method call would cost on every verify). They
+    are typed and documented here, and not public API: they may change without deprecation.
+
+    - ``jws_verify_algorithms``: the algorithms this key may check a signature with (empty
+      for a key whose ``use``/``key_ops`` forbid verifying);
+    - ``jws_verify_material``: what the primitive verifies with (the secret, or the public
+      half computed once); ``jws_sign_material``: what it signs with (None for a public key);
+    - ``jws_mac(hash_name, signing_input)``: the HMAC of an oct key, from a cached keyed state;
+    - ``jws_refusal(alg)``: why ``alg`` is not allowed for this key, as a message;
+    - ``jws_header_memo``: routes of verified protected headers (``HeaderRoute``), keyed by
+      their base64url text; ``jws_signing_headers``: prepared signing headers
+      (``SigningHeader``) by (requested alg, typ).
     """
 
     __slots__ = (
         "_allowed",
-        "_header_memo",
         "_hmac_bases",
         "_material",
         "_private",
-        "_public_material",
-        "_signing_headers",
-        "_verify_algs",
         "alg",
         "crv",
+        "jws_header_memo",
+        "jws_sign_material",
+        "jws_signing_headers",
+        "jws_verify_algorithms",
+        "jws_verify_material",
         "key_ops",
         "kid",
         "kty",
@@ -84,9 +107,10 @@ class Key:
         self._material = material
         self._private = kty == "oct" or hasattr(material, "sign")
         # What verify() hands to the primitive: the secret, or the public half computed once.
-        self._public_material = (
+        self.jws_verify_material: Any = (
             material.public_key() if kty != "oct" and self._private else material
         )
+        self.jws_sign_material: Any = material if self._private else None
         if kid is not None and not isinstance(kid, str):
             raise InvalidKey("kid must be a string")
         if use not in (None, "sig", "enc"):
@@ -104,22 +128,24 @@ class Key:
             if alg not in ALGORITHMS:
                 raise InvalidKey(f"unsupported algorithm {alg!r} for a key")
             if alg not in compatible:
-                raise InvalidKey(self._refusal(alg))
+                raise InvalidKey(self.jws_refusal(alg))
             compatible = frozenset({alg})
         elif not compatible:
-            raise InvalidKey(self._refusal("HS256"))
+            raise InvalidKey(self.jws_refusal("HS256"))
         self.alg = alg
         self._allowed = compatible
         # use=enc keys stay in a key set (a JWKS may mix them) but never check a signature.
-        self._verify_algs = compatible if self.can("verify") else frozenset()
+        self.jws_verify_algorithms: frozenset[str] = (
+            compatible if self.can("verify") else frozenset()
+        )
         # Routes of verified protected headers, keyed by their base64url text (see
         # jws.verify_compact), and encoded headers this key signs with (see
-        # jws._encoded_header): per-key caches.
-        self._header_memo: dict[bytes, Any] = {}
-        self._signing_headers: dict[Any, Any] = {}
+        # jws.sign_compact): per-key caches.
+        self.jws_header_memo: dict[bytes, HeaderRoute] = {}
+        self.jws_signing_headers: dict[tuple[str | None, str | None], SigningHeader] = {}
         self._hmac_bases: dict[str, hmac.HMAC] = {}
 
-    def _mac(self, hash_name: str, signing_input: bytes) -> bytes:
+    def jws_mac(self, hash_name: str, signing_input: bytes) -> bytes:
         """HMAC of ``signing_input`` with this (oct) key's secret, from a keyed state cached
         per hash: copying it skips the key schedule (two hash blocks), ~35% of hmac.digest."""
         base = self._hmac_bases.get(hash_name)
@@ -129,7 +155,8 @@ class Key:
         mac.update(signing_input)
         return mac.digest()
 
-    def _refusal(self, alg: str) -> str:
+    def jws_refusal(self, alg: str) -> str:
+        """Why ``alg`` is not allowed for this key, as a message for KeyMismatch/InvalidKey."""
         if self.kty == "oct" and alg in ALGORITHMS and ALGORITHMS[alg].kty == "oct":
             need = ALGORITHMS[alg].size_bytes
             return f"{alg} needs a secret of at least {need} bytes (RFC 7518 §3.2)"
@@ -300,7 +327,7 @@ class Key:
         if alg not in ALGORITHMS:
             raise UnsupportedAlgorithm(f"unsupported algorithm {alg!r}")
         if alg not in self._allowed:
-            raise KeyMismatch(self._refusal(alg))
+            raise KeyMismatch(self.jws_refusal(alg))
         if not self._private:
             raise KeyMismatch("a public key cannot sign; load the private key")
         if not self.can("sign"):

@@ -9,7 +9,7 @@ import orjson
 
 from jotkit.codes import ERR_JWKS_MIXED_KEY_TYPES
 from jotkit.jose.errors import InvalidKey
-from jotkit.jose.keys import Key
+from jotkit.jose.keys import HeaderRoute, Key
 
 __all__ = ["KeySet"]
 
@@ -20,7 +20,7 @@ _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
 class KeySet:
     """A set of keys addressed by ``kid`` (RFC 7517 §5): what a verifier trusts."""
 
-    __slots__ = ("_by_kid", "_header_memo", "_keys")
+    __slots__ = ("_by_kid", "_keys", "jws_header_memo")
 
     def __init__(self, keys: Iterable[Key]) -> None:
         """Hold ``keys``; two keys with one ``kid`` are refused (the choice would be ambiguous),
@@ -38,14 +38,15 @@ class KeySet:
         # HMAC for a token meant for a public key: anyone holding the secret (every party it
         # is shared with) could then pass as the public key's signer (Wycheproof's mixed JWK
         # Set case). A key that cannot verify (use "enc") cannot be picked and is left alone.
-        if len({key.kty == "oct" for key in self._keys if key._verify_algs}) > 1:
+        if len({key.kty == "oct" for key in self._keys if key.jws_verify_algorithms}) > 1:
             raise InvalidKey(
                 "this key set mixes HMAC secrets (oct) with public-key keys: a verifier could "
                 "be made to check a token meant for a public key with a shared secret; keep "
                 "them in separate sets",
                 code=ERR_JWKS_MIXED_KEY_TYPES,
             )
-        self._header_memo: dict[bytes, Any] = {}
+        # The header routes jws.verify_compact memoizes for this set (see Key's jws_* members).
+        self.jws_header_memo: dict[bytes, HeaderRoute] = {}
 
     @classmethod
     def from_jwks(
@@ -89,8 +90,8 @@ class KeySet:
         """The keys that may check a signature with ``alg`` (only the ``kid`` one if given)."""
         if kid is not None:
             key = self._by_kid.get(kid)
-            return [key] if key is not None and alg in key._verify_algs else []
-        return [key for key in self._keys if alg in key._verify_algs]
+            return [key] if key is not None and alg in key.jws_verify_algorithms else []
+        return [key for key in self._keys if alg in key.jws_verify_algorithms]
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self._keys)

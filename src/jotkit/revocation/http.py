@@ -1,4 +1,5 @@
-"""The revocation feed over HTTP: long-poll the auth server's ``GET /revocations``.
+"""The revocation feed over HTTP, both ends: the auth server's ``HttpFeedPublisher`` behind
+``GET /revocations`` and the verifier's ``HttpFeedSubscriber`` that long-polls it.
 
 Protocol: ``GET {url}/revocations?since=<cursor>&wait=<seconds>`` answers ``{"cursor": <highest
 cursor the server knows>, "entries": [<entry>...], "heartbeat_seconds": ..., "now": ...}`` with
@@ -6,16 +7,26 @@ the live entries above ``since``. With ``wait`` > 0 the server holds the request
 arrives or ``wait`` elapses, so an empty answer doubles as a heartbeat. Cursors are the store's
 sequence numbers; the server makes them visible in order, so resuming from the last cursor
 misses nothing.
+
+The publisher's guarantee: a ``FeedPage`` holds every live entry in ``(since, cursor]``.
+Entries and cursor are taken together under one lock, and the cursor only moves in the same
+step that adds the entries below it, so a subscriber that resumes from an answer's cursor
+misses nothing. This rests on the server's store making cursors visible in order
+(``store/revocations.py``), read by ``jotkit.server.feed.ServerFeed`` in cursor order.
+Neither end needs a web framework: the server's route serves ``FeedPage.to_json()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import math
 import random
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,9 +34,9 @@ import orjson
 
 from jotkit.codes import ERR_REVOCATION_FEED_MALFORMED, ERR_REVOCATION_FEED_UNAVAILABLE
 from jotkit.revocation.entries import Revocation, RevocationSet
-from jotkit.revocation.follower import FeedFollower
+from jotkit.revocation.transport import FeedFollower
 
-__all__ = ["FeedError", "HttpFeedSubscriber"]
+__all__ = ["FeedError", "FeedPage", "HttpFeedPublisher", "HttpFeedSubscriber"]
 
 logger = logging.getLogger("jotkit.revocation")
 
@@ -46,6 +57,134 @@ class FeedError(Exception):
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """One answer of the feed: every live entry above the asked cursor, up to ``cursor``.
+
+    ``closing`` is set when the server is shutting down: the answer is complete, and the
+    subscriber should poll again (another instance, or this one restarted) after a short pause.
+    """
+
+    cursor: int
+    entries: Sequence[Revocation]
+    closing: bool = False
+
+    def to_json(self, *, heartbeat_seconds: float, now: float) -> dict[str, Any]:
+        """The answer's body, as ``HttpFeedSubscriber`` reads it."""
+        answer: dict[str, Any] = {
+            "cursor": self.cursor,
+            "entries": [entry.to_json() for entry in self.entries],
+            "heartbeat_seconds": heartbeat_seconds,
+            "now": now,
+        }
+        if self.closing:
+            answer["closing"] = True
+        return answer
+
+
+class HttpFeedPublisher:
+    """The server's end: live entries by cursor, and the long-polls waiting for more."""
+
+    def __init__(self) -> None:
+        """Empty, at cursor 0; ``attach`` it to the server's event loop before ``wait``."""
+        # Guards the three below: an answer reads them together (see FeedPage).
+        self._lock = threading.Lock()
+        # Live entries in cursor order, and their cursors (for bisect): a poll costs
+        # O(log n + answer), not a scan of every live entry.
+        self._entries: list[Revocation] = []
+        self._cursors: list[int] = []
+        # The highest cursor the server has read from its store: every entry up to it is here.
+        self._cursor = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Event | None = None
+        self._closing = False
+        #: Long-polls held right now (a gauge for /metrics).
+        self.polls = 0
+
+    @property
+    def cursor(self) -> int:
+        """The highest cursor published: every entry up to it is here."""
+        with self._lock:
+            return self._cursor
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind to the server's event loop so publishes from worker threads wake waiters."""
+        self._loop = loop
+        self._changed = asyncio.Event()
+
+    def publish(self, entries: Sequence[Revocation], cursor: int) -> list[Revocation]:
+        """Take ``entries`` (read in cursor order) and move the cursor to ``cursor``, in one
+        step; returns those that were new here. Callable from any thread."""
+        with self._lock:
+            last = self._cursors[-1] if self._cursors else 0
+            fresh = [entry for entry in entries if entry.cursor > last]
+            for entry in fresh:
+                self._entries.append(entry)
+                self._cursors.append(entry.cursor)
+            # In the same step as the entries: an answer never sees a cursor ahead of them.
+            self._cursor = max(self._cursor, cursor, last)
+        if fresh and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake)
+        return fresh
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def page(self, since: int, *, now: float) -> FeedPage:
+        """Live entries above ``since`` and the cursor they reach, read together."""
+        with self._lock:
+            start = bisect.bisect_right(self._cursors, since)
+            entries = [e for e in self._entries[start:] if e.forget_after >= now]
+            return FeedPage(self._cursor, entries, self._closing)
+
+    async def wait(self, since: int, timeout: float, *, now: float) -> FeedPage:
+        """The page above ``since``, waiting up to ``timeout`` seconds for an entry to arrive.
+
+        Answers at once when there is something to say: entries, a cursor below ``since``
+        (the store was replaced), or the server closing.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.polls += 1
+        try:
+            while True:
+                changed = self._changed
+                page = self.page(since, now=now)
+                remaining = deadline - loop.time()
+                if changed is None or remaining <= 0 or page.entries or page.closing:
+                    return page
+                if page.cursor < since:
+                    return page
+                try:
+                    await asyncio.wait_for(changed.wait(), remaining)
+                except TimeoutError:
+                    return self.page(since, now=now)
+        finally:
+            self.polls -= 1
+
+    def end_polls(self) -> None:
+        """Shutting down: answer every held long-poll now (``closing``), and new ones at once.
+
+        A poll left held would be cancelled at the end of the graceful shutdown, which the
+        client sees as an error (an HTTP 500 with uvicorn).
+        """
+        self._closing = True
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def live(self, *, now: float) -> Sequence[Revocation]:
+        """Every live entry."""
+        return self.page(0, now=now).entries
+
+    def prune(self, *, now: float) -> None:
+        """Forget entries whose tokens have all expired."""
+        with self._lock:
+            self._entries = [e for e in self._entries if e.forget_after >= now]
+            self._cursors = [e.cursor for e in self._entries]
 
 
 def _parse_answer(body: Any) -> tuple[int, list[Revocation]]:

@@ -29,7 +29,7 @@ import orjson
 
 from jotkit.extras import require_extra
 from jotkit.revocation.entries import Revocation, RevocationSet
-from jotkit.revocation.follower import FeedFollower
+from jotkit.revocation.transport import FeedFollower
 
 require_extra("the Redis revocation feed", "'jotkit[redis]'", "redis")
 

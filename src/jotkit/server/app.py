@@ -143,7 +143,7 @@ def create_app(
         ready = service
         if ready is None:
             ready = await asyncio.to_thread(build_service, settings, migrate=worker is None)
-        ready.feed.attach(asyncio.get_running_loop())
+        ready.feed.http.attach(asyncio.get_running_loop())
         app.state.service = ready
         app.state.worker = worker or 0
         tasks = [asyncio.create_task(_upkeep(ready)), asyncio.create_task(_follow_store(ready))]

@@ -22,8 +22,8 @@ from jotkit.server.service import AuthService
 __all__ = [
     "CSRF_COOKIE",
     "NO_STORE",
-    "Claims",
     "GuardRefusal",
+    "RequestClaims",
     "Service",
     "authenticated",
     "bearer_credentials",
@@ -96,4 +96,4 @@ async def authenticated(request: Request) -> Mapping[str, Any]:
     return claims.raw
 
 
-Claims = Annotated[Mapping[str, Any], Depends(authenticated)]
+RequestClaims = Annotated[Mapping[str, Any], Depends(authenticated)]

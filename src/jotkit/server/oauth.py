@@ -196,13 +196,6 @@ async def revocations(
         # it. Read the store before answering with a lower cursor, which the subscriber
         # would take for a new database (and read the whole feed again).
         await asyncio.to_thread(feed.sync, now=time.time())
-    page = await feed.wait(since, wait, now=time.time())
-    answer = {
-        "cursor": page.cursor,
-        "entries": [entry.to_json() for entry in page.entries],
-        "heartbeat_seconds": service.settings.heartbeat_seconds,
-        "now": time.time(),
-    }
-    if page.closing:
-        answer["closing"] = True
+    page = await feed.http.wait(since, wait, now=time.time())
+    answer = page.to_json(heartbeat_seconds=service.settings.heartbeat_seconds, now=time.time())
     return JsonResponse(answer, headers={"Cache-Control": "no-store"})

@@ -47,7 +47,7 @@ async def metrics(request: Request, service: Service) -> PlainTextResponse:
             (
                 "jotkit_revocation_feed_polls",
                 "GET /revocations long-polls held right now.",
-                feed.polls,
+                feed.http.polls,
             ),
             (
                 "jotkit_revocation_set_full",

@@ -9,8 +9,6 @@ from jotkit.server.settings import Settings
 
 __all__ = ["Passwords"]
 
-MAX_PASSWORD_BYTES = 1024  # hashing a megabyte "password" is a cheap denial of service
-
 
 class Passwords:
     """Hash and check passwords with argon2id (RFC 9106) at the configured cost."""

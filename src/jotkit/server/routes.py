@@ -21,11 +21,17 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, Field
 
+from jotkit.accounts import (
+    EMAIL_PATTERN,
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_CHARACTERS,
+)
 from jotkit.server.dependencies import (
     CSRF_COOKIE,
     NO_STORE,
-    Claims,
     GuardRefusal,
+    RequestClaims,
     Service,
     authenticated,
     bearer_credentials,
@@ -33,7 +39,6 @@ from jotkit.server.dependencies import (
     client_address,
 )
 from jotkit.server.errors import ApiError, JsonResponse, error_responses
-from jotkit.server.passwords import MAX_PASSWORD_BYTES
 from jotkit.server.service import ACCESS_COOKIE, AuthService, TokenPair
 
 __all__ = ["CSRF_COOKIE", "REFRESH_COOKIE", "GuardRefusal", "router"]
@@ -42,14 +47,6 @@ REFRESH_COOKIE = "jotkit_refresh"
 _MAX_REFRESH_TOKEN = 512  # ours are 43 characters; the cap only bounds what gets hashed
 
 router = APIRouter()
-
-# One "@"; no control character (C0, DEL, C1: a NUL reached PostgreSQL, which refuses it in
-# text) and no Unicode space. The same rule for the HTTP API, the OpenAPI document and `jotkit
-# users add`; spelled without \s, whose meaning differs between the regex engines that read it
-# (pydantic's Rust engine and Python's count U+0085 as space, ECMA-262 in JSON Schema does not).
-_NOT_IN_EMAIL = r"@\x00-\x20\x7F-\x9F\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF"
-EMAIL_PATTERN = rf"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+$"
-MAX_EMAIL_LENGTH = 320  # the store's column; the lower-case form must fit too
 
 
 def _fits_lowercased(email: str) -> str:
@@ -89,7 +86,7 @@ class NewUser(BaseModel):
 
     email: Email
     # Characters, so that every one of them fits the byte cap (4 bytes a character at most).
-    password: str = Field(min_length=8, max_length=MAX_PASSWORD_BYTES // 4)
+    password: str = Field(min_length=MIN_PASSWORD_CHARACTERS, max_length=MAX_PASSWORD_BYTES // 4)
     scope: str = Field(default="", max_length=1024, pattern=r"^[\x21\x23-\x5B\x5D-\x7E ]*$")
 
 
@@ -218,7 +215,7 @@ async def refresh(request: Request, service: Service) -> JsonResponse:
 
 
 @router.post("/logout", tags=["sessions"], status_code=204, responses=_AUTHENTICATED)
-def logout(claims: Claims, service: Service) -> Response:
+def logout(claims: RequestClaims, service: Service) -> Response:
     """End the session of the presented access token (its refresh token dies with it)."""
     service.logout(claims)
     response = Response(status_code=204)
@@ -227,7 +224,7 @@ def logout(claims: Claims, service: Service) -> Response:
 
 
 @router.post("/logout/all", tags=["sessions"], responses=_AUTHENTICATED)
-def logout_all(claims: Claims, service: Service) -> JsonResponse:
+def logout_all(claims: RequestClaims, service: Service) -> JsonResponse:
     """Sign out everywhere: every session of the user, and every access token issued so far."""
     revoked = service.logout_all(claims)
     response = JsonResponse({"revoked_sessions": revoked})
@@ -236,7 +233,7 @@ def logout_all(claims: Claims, service: Service) -> JsonResponse:
 
 
 @router.get("/sessions", tags=["sessions"], responses=_AUTHENTICATED)
-def sessions(claims: Claims, service: Service) -> JsonResponse:
+def sessions(claims: RequestClaims, service: Service) -> JsonResponse:
     """The user's live sessions (one per login/device)."""
     return JsonResponse(
         {
@@ -263,7 +260,7 @@ def sessions(claims: Claims, service: Service) -> JsonResponse:
     responses=error_responses(400, 401, 403, 404, 422),
 )
 def delete_session(
-    sid: Annotated[str, Path(pattern=SESSION_ID_PATTERN)], claims: Claims, service: Service
+    sid: Annotated[str, Path(pattern=SESSION_ID_PATTERN)], claims: RequestClaims, service: Service
 ) -> Response:
     """Revoke one of the user's sessions (sign out one device)."""
     service.revoke_session(claims["sub"], sid, reason="session_deleted")

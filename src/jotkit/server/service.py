@@ -16,14 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jotkit.guard import Claims, Guard
+from jotkit.accounts import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARACTERS
+from jotkit.guard import Guard, Principal
 from jotkit.jose import JoseError, Key, jwt
 from jotkit.revocation import Revocation, SetFull
 from jotkit.server.errors import ApiError
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
 from jotkit.server.metrics import Metrics
-from jotkit.server.passwords import MAX_PASSWORD_BYTES, Passwords
+from jotkit.server.passwords import Passwords
 from jotkit.server.settings import Settings
 from jotkit.server.successors import open_successor, seal_successor
 from jotkit.server.throttling import LoginCounters, StoreCounters
@@ -307,7 +308,9 @@ class AuthService:
             self._published([entry])
         _audit(reason, user=user_id, sid=sid)
 
-    def authenticate(self, authorization: str | None, cookies: Mapping[str, str] | None) -> Claims:
+    def authenticate(
+        self, authorization: str | None, cookies: Mapping[str, str] | None
+    ) -> Principal:
         """The guard's verdict on a request's access token (signature, claims, revocation)."""
         started = time.perf_counter()
         try:
@@ -393,7 +396,9 @@ class AuthService:
 
 
 def _check_password(password: str) -> None:
-    if len(password) < 8:
-        raise ApiError("validation_failed", "password must be at least 8 characters")
+    if len(password) < MIN_PASSWORD_CHARACTERS:
+        raise ApiError(
+            "validation_failed", f"password must be at least {MIN_PASSWORD_CHARACTERS} characters"
+        )
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise ApiError("validation_failed", f"password must be at most {MAX_PASSWORD_BYTES} bytes")

@@ -97,7 +97,7 @@ def _serve(
         # The worker's service is built by the app's lifespan: absent if it never started.
         service = getattr(app.state, "service", None)
         if service is not None:
-            service.feed.end_polls()
+            service.feed.http.end_polls()
 
     Server(uvicorn.Config(app, **options), on_shutdown=end_polls).run(sockets=[listener])
 
