@@ -458,7 +458,7 @@ def test_introspection_shows_the_binding(server: ServerProcess, client_key: Key)
 @pytest.fixture(scope="module")
 def required_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     running = start_server(
-        tmp_path_factory.mktemp("dpop-required"), env={**QUIET_THROTTLE, "JOTKIT_DPOP": "required"}
+        tmp_path_factory.mktemp("dpop-required"), env=QUIET_THROTTLE, args=["--dpop", "required"]
     )
     yield running
     running.stop()
