@@ -5,9 +5,10 @@ environment the test sets: the admin token for POST /users, the introspection se
 /introspect, and for everything else a user's access token from a fresh login (a case may
 log the previous one out). Without it the run is anonymous.
 
-A generated ``DPoP`` header is replaced by a real proof for the request, made by one key for
-the whole run: a proof is a signature schemathesis cannot make, and a schema-valid request
-must be accepted. Refused proofs have their own tests (test_dpop_server.py).
+A generated ``DPoP`` header that fits its schema is replaced by a real proof for the request,
+made by one key for the whole run: a proof is a signature schemathesis cannot make, and a
+schema-valid request must be accepted (one that breaks the schema is left to be refused).
+Refused proofs have their own tests (test_dpop_server.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from jotkit import Key
 from jotkit.jose.dpop import make_proof
 
 _DPOP_KEY = Key.generate("ES256")
+_MAX_PROOF = 4096  # the DPoP header's maxLength in the OpenAPI document
 
 # A held long-poll is correct behaviour but would spend the run's time waiting: the feed's
 # own tests cover waiting; here a valid wait is shortened, an invalid one is left alone.
@@ -33,6 +35,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     """Shorten a valid long-poll ``wait`` of GET /revocations; sign DPoP proofs."""
     headers = case.headers or {}
     for name in [name for name in headers if name.lower() == "dpop"]:
+        if not isinstance(headers[name], str) or len(headers[name]) > _MAX_PROOF:
+            continue  # a negative case: the header breaks the schema and must stay refused
         url = os.environ["JOTKIT_ST_URL"] + case.operation.path
         headers[name] = make_proof(_DPOP_KEY, case.method.upper(), url)
     query = case.query or {}
