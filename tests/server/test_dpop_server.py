@@ -29,6 +29,7 @@ from servers import (
     DEFAULT_USERS,
     PrivateRedis,
     ServerProcess,
+    free_port,
     postgres_schema,
     start_server,
 )
@@ -628,3 +629,37 @@ def test_a_nonce_two_windows_old_is_refused(
     assert answer.status_code == 400, answer.text
     assert (answer.json()["error"], answer.json()["code"]) == ("use_dpop_nonce", "ERR_DPOP_NONCE")
     assert _window(answer.headers["DPoP-Nonce"]) >= _window(old) + 2
+
+
+@pytest.mark.parametrize("root_path", ["", "/"], ids=["prefix-passed", "prefix-stripped"])
+def test_an_issuer_with_a_path_takes_proofs_for_its_public_urls(
+    root_path: str, tmp_path: Path, client_key: Key
+) -> None:
+    """Proofs name the issuer's URLs (http://host/tenant/...), whether the proxy in front
+    passes the prefix through or strips it (root_path "/")."""
+    port = free_port()
+    env = {**QUIET_THROTTLE, "JOTKIT_ISSUER": f"http://127.0.0.1:{port}/tenant"}
+    if root_path:
+        env["JOTKIT_ROOT_PATH"] = root_path
+    running = start_server(tmp_path, port=port, env=env)
+    try:
+        served = running.served_path
+        proof = make_proof(client_key, "POST", url_of(running, "/login"))
+        pair = running.client.post(f"{served}/login", json=CREDENTIALS, headers={"DPoP": proof})
+        assert pair.status_code == 200 and pair.json()["token_type"] == "DPoP", pair.text
+        token = pair.json()["access_token"]
+        proof = make_proof(client_key, "GET", url_of(running, "/me"), access_token=token)
+        answer = running.client.get(
+            f"{served}/me", headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+        )
+        assert answer.status_code == 200, answer.text
+        # A proof naming the URL without the issuer's path is for another resource.
+        proof = make_proof(client_key, "POST", f"http://127.0.0.1:{port}/token/refresh")
+        answer = running.client.post(
+            f"{served}/token/refresh",
+            json={"refresh_token": pair.json()["refresh_token"]},
+            headers={"DPoP": proof},
+        )
+        assert answer.json()["code"] == "ERR_DPOP_HTU", answer.text
+    finally:
+        running.stop()
