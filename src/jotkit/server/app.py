@@ -177,6 +177,8 @@ def create_app(
                 await asyncio.to_thread(follower.close)
             ready.feed.close()
             ready.login_counters.close()
+            if isinstance(ready.proofs.replay, RedisReplayCache):
+                ready.proofs.replay.close()
             ready.store.close()
 
     app = FastAPI(
