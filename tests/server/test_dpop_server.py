@@ -481,6 +481,16 @@ def test_required_mode_refuses_a_refresh_without_a_proof(
     answer = refresh(required_server, pair["refresh_token"], [])
     assert answer.status_code == 400, answer.text
     assert answer.json()["code"] == "ERR_DPOP_MISSING"
+    # The session is bound: its token without its key is theft here as in optional mode.
+    _assert_session_revoked(required_server, pair, client_key)
+
+
+def test_required_mode_refuses_an_unknown_token_without_a_proof(
+    required_server: ServerProcess,
+) -> None:
+    answer = refresh(required_server, "not-a-refresh-token", [])
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "ERR_DPOP_MISSING"
 
 
 def test_required_mode_issues_bound_pairs(required_server: ServerProcess, client_key: Key) -> None:

@@ -264,7 +264,10 @@ class AuthService:
         or none is revoked like a replay (RFC 9449 §5, docs/dpop.md). A session that was
         not bound at login stays a bearer session (or is refused when DPoP is required).
         """
-        jkt = self._proof_key(dpop, "/token/refresh")
+        # Required mode without a proof: still judged against the session first, so that a
+        # bound session's token presented without its key is revoked as in optional mode.
+        proofless_required = not dpop and self.proofs.required
+        jkt = None if proofless_required else self._proof_key(dpop, "/token/refresh")
         now = time.time()
         key = self.keyring.signing_key(now=now)  # before the spend: an error must not cost it
         successor = secrets.token_urlsafe(32)
@@ -312,6 +315,8 @@ class AuthService:
                 headers=self.proofs.fresh_nonce_header(),
                 detail=ERR_DPOP_MISSING if jkt is None else ERR_DPOP_JKT,
             )
+        if proofless_required:  # nothing was spent: a bound session is key_mismatch above
+            self._proof_key(dpop, "/token/refresh")  # raises the missing-proof refusal
         accepted = rotation.outcome == "ok"
         if rotation.outcome == "previous":
             # The current token, sealed under a key only the presented token yields; a row
