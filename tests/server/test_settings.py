@@ -42,6 +42,9 @@ def test_environment_overrides_the_file_and_options_override_both(tmp_path: Path
         ({"JOTKIT_ACCESS_TTL_SECONDS": "0"}, "JOTKIT_ACCESS_TTL_SECONDS"),
         ({"JOTKIT_DATABASE_URL": "mysql://x"}, "JOTKIT_DATABASE_URL"),
         ({"JOTKIT_REGISTRATION": "sometimes"}, "JOTKIT_REGISTRATION"),
+        ({"JOTKIT_DPOP": "sometimes"}, "JOTKIT_DPOP must be 'optional' or 'required'"),
+        ({"JOTKIT_DPOP_NONCE_SECONDS": "0"}, "JOTKIT_DPOP_NONCE_SECONDS must be positive"),
+        ({"JOTKIT_DPOP_IAT_WINDOW_SECONDS": "0"}, "JOTKIT_DPOP_IAT_WINDOW_SECONDS"),
         # URLs that parse wrong: each was a traceback from SQLAlchemy or redis-py at start.
         ({"JOTKIT_DATABASE_URL": "postgresql://[::1/x"}, "JOTKIT_DATABASE_URL is not a valid"),
         ({"JOTKIT_DATABASE_URL": "postgresql://h:99999/db"}, "JOTKIT_DATABASE_URL is not a valid"),

@@ -66,6 +66,11 @@ class _SettingsHelp(click.Command):
     type=click.IntRange(1, 256),
     help="Server processes sharing the port [1]; the parent migrates and sets up keys once.",
 )
+@click.option(
+    "--dpop",
+    type=click.Choice(["optional", "required"]),
+    help="DPoP proofs at /login and /token/refresh (RFC 9449) [optional].",
+)
 def serve(
     config: str | None,
     host: str | None,
@@ -73,6 +78,7 @@ def serve(
     database_url: str | None,
     issuer: str | None,
     workers: int | None,
+    dpop: str | None,
 ) -> None:
     """Run the auth server (SQLite and a generated key by default: nothing else to set up)."""
     from jotkit.server import build_service, create_app
@@ -81,7 +87,13 @@ def serve(
     from jotkit.server.runner import Server
 
     settings = server_settings(
-        config, host=host, port=port, database_url=database_url, issuer=issuer, workers=workers
+        config,
+        host=host,
+        port=port,
+        database_url=database_url,
+        issuer=issuer,
+        workers=workers,
+        dpop=dpop,
     )
     # After jotkit.server, which names the extra to install when the server's are missing.
     import uvicorn

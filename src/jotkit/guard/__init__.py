@@ -23,6 +23,7 @@ from jotkit.guard.errors import (
 )
 from jotkit.guard.guard import Guard
 from jotkit.guard.jwks import RemoteJWKS, discover_jwks_uri, metadata_url
+from jotkit.guard.nonces import DPoPNonces
 from jotkit.guard.principal import Principal
 from jotkit.jose.dpop import DPoPError, ProofPolicy
 from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
@@ -33,6 +34,7 @@ __all__ = [
     "BadAuthorization",
     "Challenge",
     "DPoPError",
+    "DPoPNonces",
     "Feed",
     "Guard",
     "InsufficientScope",
