@@ -22,8 +22,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
+from jotkit.revocation.replay import RedisReplayCache, ReplayCache
 from jotkit.server import docs, oauth, operations, routes
 from jotkit.server.dependencies import GuardRefusal
+from jotkit.server.dpop import nonce_source
 from jotkit.server.errors import ApiError, JsonResponse, error_response, error_responses
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
@@ -65,10 +67,20 @@ def build_service(settings: Settings, *, migrate: bool = True) -> AuthService:
     metrics = Metrics()
     window = settings.login_window_seconds
     counters: LoginCounters = StoreCounters(store, window_seconds=window)
+    replay: ReplayCache | None = None  # None: the store's table (server/dpop.py)
     if settings.redis_url:
         counters = RedisCounters(settings.redis_url, counters, metrics, window_seconds=window)
+        replay = RedisReplayCache(settings.redis_url)
     return AuthService(
-        settings, store, keyring, feed, metrics, Passwords(settings), login_counters=counters
+        settings,
+        store,
+        keyring,
+        feed,
+        metrics,
+        Passwords(settings),
+        login_counters=counters,
+        dpop_replay=replay,
+        dpop_nonces=nonce_source(settings, store),
     )
 
 
@@ -190,7 +202,7 @@ def create_app(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> Any:
-        return error_response(exc.code, exc.description, headers=exc.headers)
+        return error_response(exc.code, exc.description, headers=exc.headers, detail=exc.detail)
 
     @app.exception_handler(GuardRefusal)
     async def guard_refusal(_request: Request, exc: GuardRefusal) -> Any:

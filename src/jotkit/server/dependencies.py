@@ -77,16 +77,27 @@ class GuardRefusal(Exception):
 
 
 async def authenticated(request: Request) -> Mapping[str, Any]:
-    """The verified claims of the request's access token (Bearer, or cookie in cookie mode).
+    """The verified claims of the request's access token (Bearer, cookie in cookie mode, or
+    ``DPoP`` with a proof by the token's key, RFC 9449 §7).
 
-    The server protects its own endpoints with the same guard a resource server uses.
+    The server protects its own endpoints with the same guard a resource server uses. A
+    proof names the endpoint's public URL: the issuer and the path, as the metadata does.
     """
     service: AuthService = request.app.state.service  # one dependency less on the hot path
     headers = request.headers
     authorization = headers.get("authorization")
     cookies = request.cookies if service.settings.cookie_mode else None
     try:
-        claims = service.authenticate(authorization, cookies)
+        if authorization is not None and authorization[:5].lower() == "dpop ":
+            proofs = headers.getlist("dpop")
+            claims = await service.authenticate_dpop(
+                authorization,
+                ",".join(proofs) if proofs else None,
+                method=request.method,
+                url=service.settings.issuer + _route_path(request.scope),
+            )
+        else:
+            claims = service.authenticate(authorization, cookies)
     except JoseError as exc:
         raise GuardRefusal(service.guard.challenge(exc)) from None
     # The guard takes the cookie whenever the header is absent *or empty* (request_token), so
@@ -94,6 +105,16 @@ async def authenticated(request: Request) -> Mapping[str, Any]:
     if cookies and not authorization and request.method not in _SAFE_METHODS:
         check_csrf(request)
     return claims.raw
+
+
+def _route_path(scope: Mapping[str, Any]) -> str:
+    """The request's path below the issuer's: ASGI's path less ``root_path`` when it holds it
+    (the proxy passed the prefix through), else the path as it came (the proxy stripped it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :] or "/"
+    return path
 
 
 Claims = Annotated[Mapping[str, Any], Depends(authenticated)]

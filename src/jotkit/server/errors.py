@@ -2,7 +2,8 @@
 
 Every error answer is ``{"error": <stable code>, "error_description": <for people>}``; the
 codes follow OAuth 2.0 (RFC 6749 §5.2, RFC 6750 §3.1) where one exists. A refused access
-token is the guard's answer instead (``jotkit.guard.errors``), which adds its ``code``.
+token is the guard's answer instead (``jotkit.guard.errors``), which adds its ``code``; a
+refused DPoP proof at the token endpoints (RFC 9449 §5) adds its ERR_DPOP_* ``code`` too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class JsonResponse(Response):
 STATUS: Mapping[str, int] = {
     "invalid_request": 400,
     "invalid_json": 400,
+    "invalid_dpop_proof": 400,  # RFC 9449 §5: a DPoP proof at the token endpoints
+    "use_dpop_nonce": 400,  # RFC 9449 §8: retry with the DPoP-Nonce header's value
     "unsupported_token_type": 400,
     "unsupported_grant_type": 400,  # RFC 6749 §5.2
     "invalid_grant": 401,  # a refresh token that is unknown, spent, expired or revoked
@@ -56,27 +59,36 @@ class ApiError(Exception):
     """Raised by a route; rendered by the app's handler as the JSON error for ``code``."""
 
     def __init__(
-        self, code: str, description: str, *, headers: Mapping[str, str] | None = None
+        self,
+        code: str,
+        description: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        detail: str | None = None,
     ) -> None:
-        """``code`` must be a key of STATUS."""
+        """``code`` must be a key of STATUS; ``detail``: a stable ERR_* code for the body."""
         super().__init__(description)
         self.code = code
         self.status = STATUS[code]
         self.description = description
         self.headers = dict(headers or {})
+        self.detail = detail
 
 
 def error_response(
-    code: str, description: str, *, headers: Mapping[str, str] | None = None
+    code: str,
+    description: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    detail: str | None = None,
 ) -> JsonResponse:
-    """The one shape of every error answer."""
+    """The one shape of every error answer (``detail``: the body's ``code``, when one)."""
     headers = dict(headers or {})
     headers.setdefault("Cache-Control", "no-store")
-    return JsonResponse(
-        {"error": code, "error_description": description},
-        status_code=STATUS[code],
-        headers=headers,
-    )
+    body = {"error": code, "error_description": description}
+    if detail is not None:
+        body["code"] = detail
+    return JsonResponse(body, status_code=STATUS[code], headers=headers)
 
 
 class ErrorBody(BaseModel):
@@ -84,12 +96,13 @@ class ErrorBody(BaseModel):
 
     error: str
     error_description: str
-    code: str | None = None  # a refused access token: the guard's stable ERR_* code
+    code: str | None = None  # a refused access token or DPoP proof: the stable ERR_* code
     scope: str | None = None  # insufficient_scope: the scopes the resource needs
 
 
 _MEANING = {
-    400: "Malformed request (invalid_request, invalid_json, unsupported_grant_type)",
+    400: "Malformed request (invalid_request, invalid_json, unsupported_grant_type), or a "
+    "refused DPoP proof (invalid_dpop_proof; use_dpop_nonce: retry with DPoP-Nonce)",
     401: "Missing, invalid, expired or revoked credentials",
     403: "Not allowed (csrf_failed, insufficient_scope, registration_closed)",
     404: "No such resource",

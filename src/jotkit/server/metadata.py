@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jotkit.jose.dpop import DEFAULT_DPOP_ALGORITHMS
 from jotkit.server.settings import Settings
 
 __all__ = ["METADATA_PATH", "OPENID_CONFIGURATION_PATH", "metadata"]
@@ -41,6 +42,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         # The introspection secret as Basic password or as a Bearer token.
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "Bearer"],
         "service_documentation": f"{issuer}/docs",
+        # RFC 9449 §5.1: the token endpoint takes DPoP proofs signed with these.
+        "dpop_signing_alg_values_supported": list(DEFAULT_DPOP_ALGORITHMS),
         # Not registered by RFC 8414 (§2 allows more members): the algorithm access tokens
         # are signed with, and the revocation feed resource servers follow.
         "access_token_signing_alg_values_supported": [settings.algorithm],

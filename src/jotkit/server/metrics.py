@@ -26,7 +26,11 @@ _COUNTERS = {
     "jotkit_refresh_previous_total": (
         "Previous refresh tokens presented within the reuse window (given the current one)."
     ),
-    "jotkit_refresh_reuse_detected_total": "Spent refresh tokens replayed (families revoked).",
+    "jotkit_refresh_reuse_detected_total": (
+        "Spent refresh tokens replayed, or a DPoP-bound one presented without its key "
+        "(families revoked)."
+    ),
+    "jotkit_dpop_refusals_total": "DPoP proofs refused at /login and /token/refresh.",
     "jotkit_revocations_total": "Revocation feed entries written (jti, sid, user watermark).",
     "jotkit_key_rotations_total": "Signing keys created by rotation.",
     "jotkit_verify_failures_total": "Access tokens refused by the server's guard.",

@@ -95,11 +95,13 @@ class NewUser(BaseModel):
 
 def _token_answer(service: AuthService, pair: TokenPair) -> JsonResponse:
     settings = service.settings
+    # RFC 9449 §8: with nonces on, every token answer hands out the current one.
+    headers = {**NO_STORE, **service.proofs.fresh_nonce_header()}
     if not settings.cookie_mode:
-        return JsonResponse(pair.to_json(), headers=NO_STORE)
+        return JsonResponse(pair.to_json(), headers=headers)
     csrf = secrets.token_urlsafe(32)
     body = {**pair.to_json(), "csrf_token": csrf}
-    answer = JsonResponse(body, headers=NO_STORE)
+    answer = JsonResponse(body, headers=headers)
     common: dict[str, Any] = {
         "secure": settings.cookie_secure,
         "samesite": settings.cookie_samesite,
@@ -136,16 +138,53 @@ def _clear_cookies(service: AuthService, response: Response) -> None:
 
 
 _AUTHENTICATED = error_responses(400, 401, 403)
+# The DPoP header of the token endpoints, for the OpenAPI document (RFC 9449 §4.1).
+_DPOP_HEADER = {
+    "name": "DPoP",
+    "in": "header",
+    "required": False,
+    "description": "A DPoP proof (RFC 9449) with htm POST and htu this endpoint's URL: binds "
+    "the session to its key (token_type DPoP, cnf.jkt). Required when the server's dpop "
+    "setting is 'required'; with nonces on, a 400 use_dpop_nonce gives the nonce in the "
+    "DPoP-Nonce header.",
+    "schema": {"type": "string", "maxLength": 4096},
+}
+_NONCE_RESPONSE_HEADER = {
+    "DPoP-Nonce": {
+        "description": "The server's current DPoP nonce (when nonces are on, RFC 9449 §8)",
+        "schema": {"type": "string"},
+    }
+}
 
 
-@router.post("/login", tags=["tokens"], responses=error_responses(400, 401, 422, 429))
+def _token_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    responses = error_responses(*statuses)
+    responses[400] = {**responses[400], "headers": _NONCE_RESPONSE_HEADER}
+    responses[200] = {"description": "A token pair", "headers": _NONCE_RESPONSE_HEADER}
+    return responses
+
+
+def _dpop_headers(request: Request) -> list[str]:
+    return request.headers.getlist("dpop")
+
+
+@router.post(
+    "/login",
+    tags=["tokens"],
+    responses=_token_responses(400, 401, 422, 429),
+    openapi_extra={"parameters": [_DPOP_HEADER]},
+)
 def login(body: LoginRequest, request: Request, service: Service) -> JsonResponse:
-    """Exchange email and password for an access token and a refresh token."""
+    """Exchange email and password for an access token and a refresh token.
+
+    With a DPoP proof, the session and its access tokens are bound to the proof's key.
+    """
     pair = service.login(
         body.email,
         body.password,
         address=client_address(request),
         user_agent=request.headers.get("user-agent", ""),
+        dpop=_dpop_headers(request),
     )
     return _token_answer(service, pair)
 
@@ -195,25 +234,27 @@ _REFRESH_BODY = {
 @router.post(
     "/token/refresh",
     tags=["tokens"],
-    openapi_extra={"requestBody": _REFRESH_BODY},
-    responses=error_responses(400, 401, 403),
+    openapi_extra={"requestBody": _REFRESH_BODY, "parameters": [_DPOP_HEADER]},
+    responses=_token_responses(400, 401, 403),
 )
 async def refresh(request: Request, service: Service) -> JsonResponse:
     """Rotate a refresh token: the old one is spent, a new pair is issued.
 
-    Presenting a spent refresh token again revokes its whole session (theft detection).
+    Presenting a spent refresh token again revokes its whole session (theft detection), as
+    does presenting the token of a DPoP-bound session without a proof by its key.
     """
     token = await _presented_refresh_token(request, service)
     address = client_address(request)
+    dpop = _dpop_headers(request)
     if service.store.dialect == "sqlite" and service.settings.workers == 1:
         # The embedded store has one writer at a time and no network wait: running the
         # rotation (~0.35 ms) on the event loop beats a thread pool hop, which cost ~0.2 ms
         # more per refresh (benchmarks/bench_server.py, refresh/s). PostgreSQL waits on the
         # network, and under --workers SQLite may wait for another process's write lock:
         # there the loop stays free.
-        pair = service.refresh(token, address=address)
+        pair = service.refresh(token, address=address, dpop=dpop)
     else:
-        pair = await run_in_threadpool(service.refresh, token, address=address)
+        pair = await run_in_threadpool(service.refresh, token, address=address, dpop=dpop)
     return _token_answer(service, pair)
 
 

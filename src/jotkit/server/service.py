@@ -12,13 +12,17 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from jotkit.guard import Claims, Guard
+from jotkit.guard.nonces import DPoPNonces
 from jotkit.jose import JoseError, Key, jwt
+from jotkit.jose.dpop import ERR_DPOP_JKT, ERR_DPOP_MISSING, DPoPError
 from jotkit.revocation import Revocation, SetFull
+from jotkit.revocation.replay import ReplayCache, ReplayCacheUnavailable
+from jotkit.server.dpop import StoreReplayCache, TokenEndpointProofs, proof_policy, refusal
 from jotkit.server.errors import ApiError
 from jotkit.server.feed import ServerFeed
 from jotkit.server.keyring import Keyring
@@ -40,6 +44,8 @@ _REFRESH_FAILURES = {
     "expired": "refresh token expired: log in again",
     "revoked": "session revoked: log in again",
     "disabled": "account disabled",
+    "unbound": "this session is not bound to a DPoP key and this server requires DPoP: log in "
+    "again with a DPoP proof",
 }
 
 
@@ -60,12 +66,13 @@ class TokenPair:
     expires_in: int
     refresh_token: str
     sid: str
+    token_type: str = "Bearer"  # "DPoP" when the access token is bound (RFC 9449 §5)
 
     def to_json(self) -> dict[str, Any]:
         """The OAuth 2.0 token response shape (RFC 6749 §5.1)."""
         return {
             "access_token": self.access_token,
-            "token_type": "Bearer",
+            "token_type": self.token_type,
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
         }
@@ -84,10 +91,14 @@ class AuthService:
         passwords: Passwords,
         *,
         login_counters: LoginCounters | None = None,
+        dpop_replay: ReplayCache | None = None,
+        dpop_nonces: DPoPNonces | None = None,
     ) -> None:
         """Wire the parts; ``guard`` checks this server's own access tokens, as any resource
         server's guard would (same policy, same revocation set), minus the remote JWKS.
-        Failed logins are counted in the store unless ``login_counters`` says otherwise."""
+        Failed logins are counted in the store unless ``login_counters`` says otherwise;
+        DPoP proofs are remembered in the store unless ``dpop_replay`` says otherwise
+        (server/dpop.py), and token-endpoint proofs need ``dpop_nonces``' nonces if given."""
         self.settings = settings
         self.login_counters = login_counters or StoreCounters(
             store, window_seconds=settings.login_window_seconds
@@ -97,6 +108,8 @@ class AuthService:
         self.feed = feed
         self.metrics = metrics
         self.passwords = passwords
+        replay = dpop_replay if dpop_replay is not None else StoreReplayCache(store)
+        self.proofs = TokenEndpointProofs(settings, replay, dpop_nonces)
         self.guard = Guard(
             issuer=settings.issuer,
             audience=settings.audiences,
@@ -106,6 +119,8 @@ class AuthService:
             cookie_name=ACCESS_COOKIE if settings.cookie_mode else None,
             realm="jotkit",
             require=("exp", "iat", "sub", "jti", "sid"),
+            dpop=proof_policy(settings),
+            dpop_replay=replay,
         )
         self.verifier = self.guard.verifier
 
@@ -135,7 +150,17 @@ class AuthService:
 
     # -- tokens ---------------------------------------------------------------------------
 
-    def _access_token(self, user: User, sid: str, now: float, key: Key) -> str:
+    def _proof_key(self, proofs: Sequence[str], path: str) -> str | None:
+        """The thumbprint of the key of the request's DPoP proof, or None; ApiError if refused."""
+        try:
+            return self.proofs.key_thumbprint(proofs, path)
+        except (DPoPError, ReplayCacheUnavailable) as exc:
+            self.metrics.inc("jotkit_dpop_refusals_total")
+            raise refusal(exc, self.proofs) from None
+
+    def _access_token(
+        self, user: User, sid: str, now: float, key: Key, jkt: str | None = None
+    ) -> str:
         settings = self.settings
         iat = int(now)
         claims: dict[str, Any] = {
@@ -153,11 +178,26 @@ class AuthService:
         }
         if settings.include_email_claim:
             claims["email"] = user.email
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1: bound to the client's DPoP key
         return jwt.sign(claims, key, header={"typ": "at+jwt"})
 
-    def login(self, email: str, password: str, *, address: str, user_agent: str) -> TokenPair:
-        """Check the password (throttled), start a session, issue its first token pair."""
+    def login(
+        self,
+        email: str,
+        password: str,
+        *,
+        address: str,
+        user_agent: str,
+        dpop: Sequence[str] = (),
+    ) -> TokenPair:
+        """Check the password (throttled), start a session, issue its first token pair.
+
+        ``dpop``: the request's DPoP headers. A valid proof binds the session and its access
+        tokens to the proof's key; it is checked first, before any password work.
+        """
         settings = self.settings
+        jkt = self._proof_key(dpop, "/login")
         now = time.time()
         account, by_address = f"account:{email.lower()}", f"address:{address}"
         counted = self.login_counters.status((account, by_address), now=now)
@@ -203,22 +243,28 @@ class AuthService:
             absolute_ttl=settings.refresh_absolute_ttl_seconds,
             user_agent=user_agent,
             client_address=address,
+            dpop_jkt=jkt,
         )
         self.metrics.inc("jotkit_logins_total")
-        _audit("login", user=user.id, sid=family.id, address=address)
+        _audit("login", user=user.id, sid=family.id, address=address, dpop=jkt is not None)
         return TokenPair(
-            self._access_token(user, family.id, now, key),
+            self._access_token(user, family.id, now, key, jkt),
             settings.access_ttl_seconds,
             refresh_token,
             family.id,
+            "Bearer" if jkt is None else "DPoP",
         )
 
-    def refresh(self, refresh_token: str, *, address: str) -> TokenPair:
+    def refresh(self, refresh_token: str, *, address: str, dpop: Sequence[str] = ()) -> TokenPair:
         """Rotate: spend ``refresh_token``, issue a new pair; a replay revokes its family.
 
         Within ``reuse_grace_seconds`` the previous token gets the current one instead
-        (docs/lifecycle.md, "The reuse window").
+        (docs/lifecycle.md, "The reuse window"). ``dpop``: the request's DPoP headers; a
+        session bound to a key needs a proof by that key, and one presented with another key
+        or none is revoked like a replay (RFC 9449 §5, docs/dpop.md). A session that was
+        not bound at login stays a bearer session (or is refused when DPoP is required).
         """
+        jkt = self._proof_key(dpop, "/token/refresh")
         now = time.time()
         key = self.keyring.signing_key(now=now)  # before the spend: an error must not cost it
         successor = secrets.token_urlsafe(32)
@@ -230,6 +276,8 @@ class AuthService:
             idle_ttl=self.settings.refresh_idle_ttl_seconds,
             grace=self.settings.reuse_grace_seconds,
             forget_after=self._forget_after(now),
+            dpop_jkt=jkt,
+            bearer_allowed=not self.proofs.required,
         )
         if rotation.revocation is not None:
             self._published([rotation.revocation])
@@ -245,6 +293,24 @@ class AuthService:
             raise ApiError(
                 "invalid_grant",
                 "refresh token already used: the session is revoked (possible token theft)",
+            )
+        if rotation.outcome == "key_mismatch":
+            # The same theft signal as a reuse, on the same audit path: the refresh token
+            # left the client that holds the session's key.
+            self.metrics.inc("jotkit_refresh_reuse_detected_total")
+            family = rotation.family
+            _audit(
+                "refresh_dpop_key_mismatch",
+                user=rotation.user and rotation.user.id,
+                sid=family and family.id,
+                address=address,
+            )
+            raise ApiError(
+                "invalid_dpop_proof",
+                "this session is bound to another DPoP key (or needs a DPoP proof): the "
+                "session is revoked (possible token theft)",
+                headers=self.proofs.fresh_nonce_header(),
+                detail=ERR_DPOP_MISSING if jkt is None else ERR_DPOP_JKT,
             )
         accepted = rotation.outcome == "ok"
         if rotation.outcome == "previous":
@@ -262,11 +328,13 @@ class AuthService:
         else:
             self.metrics.inc("jotkit_refreshes_total")
             _audit("refresh", user=rotation.user.id, sid=rotation.family.id)
+        bound = rotation.family.dpop_jkt
         return TokenPair(
-            self._access_token(rotation.user, rotation.family.id, now, key),
+            self._access_token(rotation.user, rotation.family.id, now, key, bound),
             self.settings.access_ttl_seconds,
             successor,
             rotation.family.id,
+            "Bearer" if bound is None else "DPoP",
         )
 
     def _published(self, entries: list[Revocation]) -> None:
@@ -312,6 +380,23 @@ class AuthService:
         started = time.perf_counter()
         try:
             return self.guard.authenticate(authorization, cookies)
+        except JoseError:
+            self.metrics.inc("jotkit_verify_failures_total")
+            raise
+        finally:
+            self.metrics.observe_verify(time.perf_counter() - started)
+
+    async def authenticate_dpop(
+        self, authorization: str, dpop: str | None, *, method: str, url: str
+    ) -> Claims:
+        """``authenticate`` for ``Authorization: DPoP``: the token, and the request's proof
+        (``dpop``, several headers joined by commas) by its key (RFC 9449 §7). The replay
+        cache write runs in a worker thread (guard.authenticate_async)."""
+        started = time.perf_counter()
+        try:
+            return await self.guard.authenticate_async(
+                authorization, None, dpop=dpop, method=method, url=url
+            )
         except JoseError:
             self.metrics.inc("jotkit_verify_failures_total")
             raise
@@ -365,7 +450,9 @@ class AuthService:
         orders the search)."""
         claims, found = self._locate(token, hint)
         if claims is not None:
-            return {"active": True, "token_type": "access_token", **claims}
+            # RFC 9449 §6.2: a bound token is introspected as token_type DPoP, with its cnf.
+            kind = "DPoP" if "cnf" in claims else "access_token"
+            return {"active": True, **claims, "token_type": kind}
         if found is not None:
             return self._refresh_token_state(*found)
         return {"active": False}
@@ -379,7 +466,9 @@ class AuthService:
             return {"active": False}
         if min(expires_at, family.expires_at) <= now:
             return {"active": False}
+        bound = {"cnf": {"jkt": family.dpop_jkt}} if family.dpop_jkt is not None else {}
         return {
+            **bound,
             "active": True,
             "token_type": "refresh_token",
             "sub": user.id,

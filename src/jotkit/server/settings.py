@@ -149,6 +149,27 @@ class Settings:
         default=True, metadata={"doc": "mark cookies Secure (turn off only for plain-HTTP dev)"}
     )
     cookie_samesite: str = field(default="strict", metadata={"doc": "strict or lax"})
+    dpop: str = field(
+        default="optional",
+        metadata={
+            "doc": "DPoP (RFC 9449) at /login and /token/refresh: 'optional' (a proof binds "
+            "the session to the client's key) or 'required' (no proof: 400)"
+        },
+    )
+    dpop_nonce: bool = field(
+        default=False,
+        metadata={
+            "doc": "require a server nonce (DPoP-Nonce, RFC 9449 §8) in token-endpoint proofs"
+        },
+    )
+    dpop_nonce_seconds: float = field(
+        default=300.0,
+        metadata={"doc": "the DPoP nonce changes this often; a nonce works for 1 to 2 of these"},
+    )
+    dpop_iat_window_seconds: float = field(
+        default=60.0,
+        metadata={"doc": "how old a DPoP proof may be (its jti is remembered this long + 5 s)"},
+    )
     include_email_claim: bool = field(
         default=False, metadata={"doc": "put the user's email in access tokens (personal data)"}
     )
@@ -276,6 +297,8 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"JOTKIT_{name.upper()} must be at least 32 bytes")
     if settings.registration not in ("open", "admin"):
         raise ConfigError("JOTKIT_REGISTRATION must be 'open' or 'admin'")
+    if settings.dpop not in ("optional", "required"):
+        raise ConfigError("JOTKIT_DPOP must be 'optional' or 'required'")
     if settings.cookie_samesite not in ("strict", "lax"):
         raise ConfigError("JOTKIT_COOKIE_SAMESITE must be 'strict' or 'lax'")
     if not settings.audiences:
@@ -294,6 +317,8 @@ def _check(settings: Settings) -> None:
         "workers",
         "keep_alive_timeout_seconds",
         "revocation_max_entries",
+        "dpop_nonce_seconds",
+        "dpop_iat_window_seconds",
     )
     for name in positive:
         if getattr(settings, name) <= 0:

@@ -22,11 +22,13 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "dpop_proofs",
     "families",
     "login_failures",
     "metadata",
     "refresh_tokens",
     "revocations",
+    "server_secrets",
     "signing_keys",
     "users",
 ]
@@ -60,6 +62,8 @@ families = Table(
     Column("revoked_reason", String(32), nullable=True),
     Column("user_agent", String(256), nullable=False, default=""),
     Column("client_address", String(64), nullable=False, default=""),
+    # RFC 7638 thumbprint of the DPoP key the session is bound to (RFC 9449 §5); None: bearer.
+    Column("dpop_jkt", String(64), nullable=True),
     Index("ix_families_user_id", "user_id"),
 )
 
@@ -112,4 +116,23 @@ login_failures = Table(
     Column("key", String(400), primary_key=True),
     Column("window_started_at", Float, nullable=False),
     Column("failures", Integer, nullable=False),
+)
+
+# DPoP proofs accepted at the token endpoint and /me (RFC 9449 §11.1), as SHA-256 of
+# "jkt:jti", kept until no clock could accept them again: every instance sees every proof.
+dpop_proofs = Table(
+    "dpop_proofs",
+    metadata,
+    Column("proof_hash", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_dpop_proofs_expires_at", "expires_at"),
+)
+
+# Secrets every instance must share, created by the first that needs one (the DPoP nonce key).
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

@@ -35,16 +35,28 @@ class Family:
     revoked_reason: str | None
     user_agent: str
     client_address: str
+    dpop_jkt: str | None = None  # the DPoP key the session is bound to (RFC 9449 §5)
 
 
-Outcome = Literal["ok", "previous", "unknown", "expired", "revoked", "reused", "disabled"]
+Outcome = Literal[
+    "ok",
+    "previous",
+    "unknown",
+    "expired",
+    "revoked",
+    "reused",
+    "disabled",
+    "key_mismatch",
+    "unbound",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Rotation:
     """What presenting a refresh token did: ``outcome`` and, when known, who and which session.
 
-    ``revocation`` is the feed entry written when the outcome revoked the family.
+    ``revocation`` is the feed entry written when the outcome revoked the family
+    (``reused``, ``disabled``, ``key_mismatch``).
     ``sealed_successor`` (outcome ``previous``) is the family's current refresh token, sealed
     under a key only the presented token yields.
     """
@@ -103,8 +115,10 @@ class SessionStore(Database):
         absolute_ttl: float,
         user_agent: str = "",
         client_address: str = "",
+        dpop_jkt: str | None = None,
     ) -> Family:
-        """Start a session with its first refresh token (stored as its hash only)."""
+        """Start a session with its first refresh token (stored as its hash only), bound to
+        the DPoP key with thumbprint ``dpop_jkt`` if given."""
         family = Family(
             uuid.uuid4().hex,
             user.id,
@@ -115,6 +129,7 @@ class SessionStore(Database):
             None,
             user_agent[:256],
             client_address[:64],
+            dpop_jkt,
         )
         with self._write() as connection:
             connection.execute(insert(families).values(**as_values(family)))
@@ -139,8 +154,15 @@ class SessionStore(Database):
         idle_ttl: float,
         grace: float,
         forget_after: float,
+        dpop_jkt: str | None = None,
+        bearer_allowed: bool = True,
     ) -> Rotation:
         """Spend a refresh token and store its successor, atomically.
+
+        DPoP (RFC 9449 §5): ``dpop_jkt`` is the thumbprint of the key that signed the request's
+        proof (None: no proof). A bound family presented with another key or none is theft
+        like a reuse: revoked, outcome ``key_mismatch``. An unbound family stays a bearer
+        session, or (``bearer_allowed`` false) gets ``unbound`` and is left as it was.
 
         The reuse window (docs/lifecycle.md): the token spent just before the current one,
         presented again within ``grace`` seconds of its spend, gets ``previous`` and the
@@ -152,6 +174,12 @@ class SessionStore(Database):
         """
         with self._write() as connection:
             found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
+            if found is not None:
+                refused = self._key_refusal(
+                    connection, found, dpop_jkt, bearer_allowed, now, forget_after
+                )
+                if refused is not None:
+                    return refused
             if found is not None and found._mapping[refresh_tokens.c.spent_at] is None:
                 rotation = self._spend(
                     connection, found, new_token_hash, sealed_successor, now, idle_ttl, forget_after
@@ -167,6 +195,26 @@ class SessionStore(Database):
             if family.revoked_at is not None:
                 return Rotation("revoked", family, user)
             return self._replay(connection, found, family, user, now, grace, forget_after)
+
+    def _key_refusal(
+        self,
+        connection: Connection,
+        found: Any,
+        dpop_jkt: str | None,
+        bearer_allowed: bool,
+        now: float,
+        forget_after: float,
+    ) -> Rotation | None:
+        """The DPoP binding rule, before anything else is judged (see ``rotate``)."""
+        family, user = _family_and_user(found)
+        if family.revoked_at is not None:
+            return None  # already dead: answered as revoked
+        if family.dpop_jkt is None:
+            return None if bearer_allowed else Rotation("unbound", family, user)
+        if dpop_jkt == family.dpop_jkt:
+            return None
+        entry = self._revoke_family(connection, family.id, "dpop_key_mismatch", now, forget_after)
+        return Rotation("key_mismatch", family, user, entry)
 
     def _spend(
         self,
@@ -371,6 +419,7 @@ def _family_and_user(found: Any) -> tuple[Family, User]:
         revoked_reason=mapping[families.c.revoked_reason],
         user_agent=mapping[families.c.user_agent],
         client_address=mapping[families.c.client_address],
+        dpop_jkt=mapping[families.c.dpop_jkt],
     )
     user = User(**{column.name: mapping[column] for column in users.c})
     return family, user

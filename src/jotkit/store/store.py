@@ -1,9 +1,10 @@
-"""The durable store: users, refresh families, signing keys, revocations, login throttling.
+"""The durable store: users, refresh families, signing keys, revocations, login throttling, DPoP.
 
 One class over SQLAlchemy Core, the same queries on SQLite (the embedded default) and
 PostgreSQL, put together from one class per concern: the connection plumbing
 (``engine.py``), users (``users.py``), sessions (``sessions.py``), the revocation feed
-(``revocations.py``), signing keys (``keys.py``) and login throttling (``throttling.py``).
+(``revocations.py``), signing keys (``keys.py``), login throttling (``throttling.py``) and
+DPoP (``dpop.py``).
 Every multi-row change runs in one transaction, so a failure leaves nothing half-written.
 """
 
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 from sqlalchemy import and_, delete, select
 
+from jotkit.store.dpop import DPoPStore
 from jotkit.store.engine import Conflict, StoreError
 from jotkit.store.keys import KeyRecord, KeyStore
 from jotkit.store.revocations import RevocationStore
-from jotkit.store.schema import families, refresh_tokens, revocations, signing_keys
+from jotkit.store.schema import dpop_proofs, families, refresh_tokens, revocations, signing_keys
 from jotkit.store.sessions import Family, Rotation, SessionStore
 from jotkit.store.throttling import ThrottleStore
 from jotkit.store.users import User, UserStore
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 
-class Store(UserStore, SessionStore, RevocationStore, KeyStore, ThrottleStore):
+class Store(UserStore, SessionStore, RevocationStore, KeyStore, ThrottleStore, DPoPStore):
     """All persistence of the auth server; see the module docstring."""
 
     def prune(self, *, now: float) -> int:
@@ -62,6 +64,9 @@ class Store(UserStore, SessionStore, RevocationStore, KeyStore, ThrottleStore):
                         ~families.c.id.in_(select(refresh_tokens.c.family_id)),
                     )
                 )
+            ).rowcount
+            gone += connection.execute(
+                delete(dpop_proofs).where(dpop_proofs.c.expires_at < now)
             ).rowcount
             gone += connection.execute(
                 delete(signing_keys).where(signing_keys.c.remove_after < now)
