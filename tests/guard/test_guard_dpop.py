@@ -20,7 +20,7 @@ from _django_app import django_app
 from _issuer import make_token
 
 from jotkit import Key
-from jotkit.guard import DPoPError, Guard
+from jotkit.guard import DPoPError, DPoPNonces, Guard
 from jotkit.jose import JoseError, jws
 from jotkit.jose.b64 import b64encode
 from jotkit.jose.dpop import access_token_hash, make_proof
@@ -328,3 +328,18 @@ def test_replay_cache_from_a_redis_url(issuer_key: Key) -> None:
         issuer=ISSUER, audience="jotkit", keys=issuer_key.public(), dpop_replay="redis://h:1/0"
     )
     assert isinstance(guard.dpop_replay, RedisReplayCache)  # connects on first use only
+
+
+def test_guard_nonces_challenge_and_accept(issuer_key: Key, client_key: Key) -> None:
+    """RFC 9449 §9: a proof without the resource server's nonce gets use_dpop_nonce and the
+    nonce in DPoP-Nonce; the retry with it passes."""
+    nonces = DPoPNonces(b"r" * 32)
+    guard = Guard(issuer=ISSUER, audience="jotkit", keys=issuer_key.public(), dpop_nonces=nonces)
+    token = make_token(issuer_key, ISSUER, cnf={"jkt": client_key.thumbprint()})
+    with serve_asgi(fastapi_app(guard)) as base:
+        url = base + "/me"
+        answer = call(url, token, make_proof(client_key, "GET", url, access_token=token))
+        refused(answer, "ERR_DPOP_NONCE", error="use_dpop_nonce")
+        nonce = answer.headers["DPoP-Nonce"]
+        retry = make_proof(client_key, "GET", url, access_token=token, nonce=nonce)
+        assert call(url, token, retry).status_code == 200

@@ -21,6 +21,7 @@ from jotkit.guard.errors import (
 )
 from jotkit.guard.guard import Feed, Guard
 from jotkit.guard.jwks import RemoteJWKS, discover_jwks_uri, metadata_url
+from jotkit.guard.nonces import DPoPNonces
 from jotkit.jose.dpop import DPoPError, ProofPolicy
 from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 
@@ -30,6 +31,7 @@ __all__ = [
     "Challenge",
     "Claims",
     "DPoPError",
+    "DPoPNonces",
     "Feed",
     "Guard",
     "InsufficientScope",

@@ -98,15 +98,22 @@ class Challenge:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def challenge(exc: JoseError, *, realm: str = "jotkit", dpop_algs: str | None = None) -> Challenge:
+def challenge(
+    exc: JoseError,
+    *,
+    realm: str = "jotkit",
+    dpop_algs: str | None = None,
+    dpop_nonce: str | None = None,
+) -> Challenge:
     """Map a refusal to its HTTP answer through ``ERRORS`` (RFC 6750 §3, §3.1).
 
     A DPoPError answers with the DPoP scheme, its RFC 9449 error (``invalid_dpop_proof``,
     ``use_dpop_nonce`` or, for a bound token sent as Bearer, ``invalid_token``) and
-    ``dpop_algs``, the algorithms a proof may use (§7.1).
+    ``dpop_algs``, the algorithms a proof may use (§7.1); ``use_dpop_nonce`` also carries
+    ``dpop_nonce``, the nonce to retry with, in a ``DPoP-Nonce`` header (§9).
     """
     if isinstance(exc, DPoPError):
-        return _dpop_challenge(exc, realm, dpop_algs)
+        return _dpop_challenge(exc, realm, dpop_algs, dpop_nonce)
     rule = ERRORS.get(exc.code, _INVALID_TOKEN)
     # Only the header needs the quoted-string form; the JSON body says it as it is.
     description = str(exc)[:_MAX_DESCRIPTION]
@@ -133,7 +140,7 @@ def challenge(exc: JoseError, *, realm: str = "jotkit", dpop_algs: str | None = 
     return Challenge(rule.status, www_authenticate, body, headers)
 
 
-def _dpop_challenge(exc: DPoPError, realm: str, algs: str | None) -> Challenge:
+def _dpop_challenge(exc: DPoPError, realm: str, algs: str | None, nonce: str | None) -> Challenge:
     description = _quoted(str(exc))
     params = [
         f'realm="{_quoted(realm)}"',
@@ -144,5 +151,7 @@ def _dpop_challenge(exc: DPoPError, realm: str, algs: str | None) -> Challenge:
         params.append(f'algs="{_quoted(algs)}"')
     www_authenticate = "DPoP " + ", ".join(params)
     headers = {"Cache-Control": "no-store", "WWW-Authenticate": www_authenticate}
+    if nonce is not None and exc.error == "use_dpop_nonce":
+        headers["DPoP-Nonce"] = nonce
     body = {"error": exc.error, "error_description": description, "code": exc.code}
     return Challenge(401, www_authenticate, body, headers)

@@ -11,6 +11,7 @@ background: the steady state never touches the network.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -21,6 +22,7 @@ from jotkit.guard.bearer import dpop_token, request_token
 from jotkit.guard.claims import Claims
 from jotkit.guard.errors import Challenge, challenge
 from jotkit.guard.jwks import RemoteJWKS
+from jotkit.guard.nonces import DPoPNonces
 from jotkit.jose.dpop import (
     ERR_DPOP_BOUND_AS_BEARER,
     ERR_DPOP_HTU,
@@ -71,6 +73,8 @@ class Guard:
     nonce hook), ``dpop_replay`` the jti cache (in memory by default; a ``RedisReplayCache``,
     or its ``redis://`` URL, when several processes serve the API), ``public_url`` the scheme://host[:port][/prefix]
     clients call when a proxy in front changes what the app sees (proofs name that URL).
+    ``dpop_nonces`` (optional, §9): proofs must carry one of its nonces; a refusal for a
+    missing or stale one is ``use_dpop_nonce`` with a fresh nonce in ``DPoP-Nonce``.
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class Guard:
         dpop: ProofPolicy | None = None,
         dpop_replay: ReplayCache | str | None = None,
         public_url: str | None = None,
+        dpop_nonces: DPoPNonces | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Fix the policy; no network call happens here (see ``start``)."""
@@ -128,6 +133,9 @@ class Guard:
         )
         self.jwks = jwks
         self._clock = clock
+        if dpop_nonces is not None:
+            dpop = dataclasses.replace(dpop or ProofPolicy(), check_nonce=dpop_nonces.accepts)
+        self.dpop_nonces = dpop_nonces
         self._proofs = ProofChecker(dpop)
         self.dpop_algs = " ".join(self._proofs.policy.algorithms)
         if isinstance(dpop_replay, str):
@@ -396,4 +404,7 @@ class Guard:
 
     def challenge(self, exc: JoseError) -> Challenge:
         """The HTTP answer to a refusal (status, WWW-Authenticate, JSON body)."""
-        return challenge(exc, realm=self.realm, dpop_algs=self.dpop_algs)
+        nonce = None
+        if self.dpop_nonces is not None and isinstance(exc, DPoPError):
+            nonce = self.dpop_nonces.fresh()
+        return challenge(exc, realm=self.realm, dpop_algs=self.dpop_algs, dpop_nonce=nonce)
