@@ -16,6 +16,7 @@ then ``curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8001/me``.
 DPoP-bound tokens (RFC 9449) are accepted with their proof; JOTKIT_PUBLIC_URL names the URL
 clients call when a proxy stands in front, and with JOTKIT_REDIS_URL every process serving the
 API shares one memory of used proofs, so a proof is refused the second time wherever it goes.
+JOTKIT_DPOP_NONCE_SECRET turns on resource-server nonces (``DPoP-Nonce``, RFC 9449 §9).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Response
 
-from jotkit.guard import Claims, Feed, Guard, JWKSUnavailable
+from jotkit.guard import Claims, DPoPNonces, Feed, Guard, JWKSUnavailable
 from jotkit.guard.asgi import install_error_handler
 from jotkit.revocation import RevocationSet
 from jotkit.revocation.http import HttpFeedSubscriber
@@ -39,6 +40,9 @@ REDIS_URL = os.environ.get("JOTKIT_REDIS_URL", "")
 # The scheme://host[:port] clients call, when a proxy in front changes what this app sees:
 # DPoP proofs (RFC 9449) name that URL. Unset: the URL each request arrives with.
 PUBLIC_URL = os.environ.get("JOTKIT_PUBLIC_URL") or None
+# RFC 9449 §9: with JOTKIT_DPOP_NONCE_SECRET (32 bytes or more, the same in every process of
+# this API) a proof must carry a nonce this API handed out, so none can be made in advance.
+NONCE_SECRET = os.environ.get("JOTKIT_DPOP_NONCE_SECRET", "")
 # How long the revocation feed may stay silent before tokens are refused (fail closed).
 MAX_STALENESS_SECONDS = float(os.environ.get("JOTKIT_MAX_STALENESS_SECONDS", "60"))
 logger = logging.getLogger("fastapi_service")
@@ -64,6 +68,7 @@ guard = Guard(
     feed=feed,
     dpop_replay=REDIS_URL or None,
     public_url=PUBLIC_URL,
+    dpop_nonces=DPoPNonces(NONCE_SECRET.encode()) if NONCE_SECRET else None,
 )
 
 

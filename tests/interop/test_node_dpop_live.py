@@ -40,8 +40,12 @@ def server(
 def guarded(
     server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ResourceServer]:
-    """The FastAPI example trusting ``server``, in a process of its own."""
-    service = launch("fastapi", server.issuer, tmp_path_factory.mktemp("guarded"), redis_url=None)
+    """The FastAPI example trusting ``server``, in a process of its own; with the server's
+    nonces on, it requires resource-server nonces too (RFC 9449 §9)."""
+    env = {"JOTKIT_DPOP_NONCE_SECRET": "n" * 32} if nonces_on(server) else {}
+    service = launch(
+        "fastapi", server.issuer, tmp_path_factory.mktemp("guarded"), redis_url=None, env=env
+    )
     try:
         wait_up(service)
         yield service
@@ -102,10 +106,13 @@ def test_node_logs_in_refreshes_and_calls_with_dpop(
     # The handle had no nonce yet (the login was a plain fetch): the server asked for one.
     assert refreshed["nonce_retries"] == (1 if nonces_on(server) else 0)
 
-    for url in (f"{server.issuer}/me", f"{guarded.url}/me"):
+    # jotkit serve wants nonces at its token endpoints only; the guard, when they are on, at
+    # every call: node's first call there gets 401 use_dpop_nonce and retries with it.
+    for url, retries in ((f"{server.issuer}/me", 0), (f"{guarded.url}/me", nonces_on(server))):
         called = node.ask({"cmd": "call", "url": url})
         assert called["ok"], (url, called)
         assert called["body"]["sub"] == claims_of(refreshed["access_token"])["sub"]
+        assert called["nonce_retries"] == retries, url
 
     # Refreshed again: the family stays bound to node's key.
     again = node.ask({"cmd": "refresh"})
