@@ -20,7 +20,7 @@ from _web_helpers import open_page, screenshot
 from jotkit import Key
 from jotkit.jose.b64 import b64decode
 from jotkit.jose.dpop import make_proof
-from servers import ServerProcess, start_server
+from servers import ServerProcess, free_port, start_server
 
 # Runs in the page: the stored key pair, straight from IndexedDB (not through the page's code),
 # and what WebCrypto says when asked to export its private half.
@@ -172,3 +172,28 @@ def test_a_token_copied_out_of_the_page_is_refused_elsewhere(
     # The page, holding the key, still gets in with the same token.
     button(page, "Call /me").click()
     page.locator("#me-output[data-status='200']").wait_for()
+
+
+def test_tour_with_dpop_under_a_path_issuer(
+    page: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Proofs name {issuer}/login etc.: the page, served at {issuer}/, signs the URLs it calls.
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}/tenant"
+    tenant = start_server(
+        tmp_path_factory.mktemp("web-dpop-tenant"), port=port, env={"JOTKIT_ISSUER": issuer}
+    )
+    try:
+        open_page(page, issuer)
+        payload = log_in(page, tenant)
+        assert payload["iss"] == issuer and "jkt" in payload["cnf"]
+        button(page, "Call /me").click()
+        page.locator("#me-output[data-status='200']").wait_for()
+        button(page, "Refresh").click()
+        page.locator("#refresh-output[data-status='200']").wait_for()
+        button(page, "Open its DPoP proof in the decoder").click()
+        page.locator("#dpop-explained[data-kind='proof']").wait_for()
+        htu = page.locator("#dpop-details dd[data-claim='htu']").inner_text()
+        assert htu.startswith(f"{issuer}/me ")
+    finally:
+        tenant.stop()
