@@ -4,6 +4,10 @@ With JOTKIT_ST_CREDENTIALS=1 every operation gets the credential it needs, read 
 environment the test sets: the admin token for POST /users, the introspection secret for
 /introspect, and for everything else a user's access token from a fresh login (a case may
 log the previous one out). Without it the run is anonymous.
+
+A generated ``DPoP`` header is replaced by a real proof for the request, made by one key for
+the whole run: a proof is a signature schemathesis cannot make, and a schema-valid request
+must be accepted. Refused proofs have their own tests (test_dpop_server.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ from typing import Any
 import httpx
 import schemathesis
 
+from jotkit import Key
+from jotkit.jose.dpop import make_proof
+
+_DPOP_KEY = Key.generate("ES256")
+
 # A held long-poll is correct behaviour but would spend the run's time waiting: the feed's
 # own tests cover waiting; here a valid wait is shortened, an invalid one is left alone.
 _LONGEST_WAIT_SECONDS = 0.2
@@ -21,7 +30,11 @@ _LONGEST_WAIT_SECONDS = 0.2
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
-    """Shorten a valid long-poll ``wait`` of GET /revocations."""
+    """Shorten a valid long-poll ``wait`` of GET /revocations; sign DPoP proofs."""
+    headers = case.headers or {}
+    for name in [name for name in headers if name.lower() == "dpop"]:
+        url = os.environ["JOTKIT_ST_URL"] + case.operation.path
+        headers[name] = make_proof(_DPOP_KEY, case.method.upper(), url)
     query = case.query or {}
     wait = query.get("wait")
     if isinstance(wait, bool) or not isinstance(wait, int | float | str):

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from jotkit.revocation import Revocation
 from jotkit.store import Conflict, Rotation, Store
@@ -227,8 +228,28 @@ def test_migrations_are_idempotent(store: Store) -> None:
     assert store.ping()
 
 
+def _first_schema_family(store: Store) -> None:
+    """A user and a session with refresh token h0, written with the first schema's columns
+    (the store's own inserts name the newest schema's)."""
+    now = time.time()
+    user_id, sid = uuid.uuid4().hex, uuid.uuid4().hex
+    rows = (
+        "INSERT INTO users (id, email, password_hash, disabled, scope, created_at, not_before)"
+        " VALUES (:user, :email, 'argon2-hash', false, '', :now, 0)",
+        "INSERT INTO families (id, user_id, created_at, last_used_at, expires_at, user_agent,"
+        " client_address) VALUES (:sid, :user, :now, :now, :now + 600, '', '')",
+        "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at)"
+        " VALUES ('h0', :sid, :now, :now + 60)",
+    )
+    values = {"user": user_id, "sid": sid, "email": f"{user_id}@example.com", "now": now}
+    with store.engine.begin() as connection:
+        for row in rows:
+            connection.execute(text(row), values)
+
+
 def test_sessions_of_the_first_schema_rotate_after_the_upgrade(store: Store) -> None:
-    """0002 adds the successor columns; sessions made before it go on (and 0002 goes back)."""
+    """0002 adds the successor columns, 0003 the DPoP binding; sessions made before them go
+    on (and both go back)."""
     from alembic import command
     from alembic.config import Config
 
@@ -239,7 +260,7 @@ def test_sessions_of_the_first_schema_rotate_after_the_upgrade(store: Store) -> 
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "0001")
-    _family(store)  # a session of the first schema
+    _first_schema_family(store)
     store.migrate()
     now = time.time()
     rotate = functools.partial(store.rotate, now=now, idle_ttl=60, grace=5, forget_after=now)
@@ -316,3 +337,48 @@ def test_concurrent_first_failures_all_count(store: Store) -> None:
         thread.join(60)
     assert errors == []
     assert store.throttle_status([key], now=now, window=60)[key][0] == 16
+
+
+def test_a_dpop_proof_is_first_used_once_until_it_expires(store: Store) -> None:
+    assert store.first_use_of_proof("p" * 64, now=100, expires_at=200) is True
+    assert store.first_use_of_proof("p" * 64, now=150, expires_at=250) is False
+    assert store.first_use_of_proof("p" * 64, now=201, expires_at=300) is True  # expired
+    assert store.first_use_of_proof("q" * 64, now=201, expires_at=300) is True
+
+
+def test_a_shared_secret_is_made_once(store: Store) -> None:
+    first = store.shared_secret("dpop_nonce", now=1)
+    assert len(first) == 32
+    assert store.shared_secret("dpop_nonce", now=2) == first
+    assert store.shared_secret("other", now=2) != first
+
+
+def test_a_bound_family_rotated_with_another_key_is_revoked(store: Store) -> None:
+    user = store.add_user(f"{uuid.uuid4().hex}@example.com", "argon2-hash", now=time.time())
+    family = store.create_family(
+        user, token_hash="h0", now=time.time(), idle_ttl=60, absolute_ttl=600, dpop_jkt="jkt-a"
+    )
+    now = time.time()
+    rotate = functools.partial(store.rotate, now=now, idle_ttl=60, grace=0, forget_after=now)
+    assert rotate("h0", "h1", sealed_successor=b"s", dpop_jkt="jkt-a").outcome == "ok"
+    stolen = rotate("h1", "h2", sealed_successor=b"s", dpop_jkt="jkt-b")
+    assert stolen.outcome == "key_mismatch" and stolen.revocation is not None
+    assert rotate("h1", "h2", sealed_successor=b"s", dpop_jkt="jkt-a").outcome == "revoked"
+    assert store.family(family.id).revoked_reason == "dpop_key_mismatch"  # type: ignore[union-attr]
+
+
+def test_an_unbound_family_is_refused_where_bearer_is_not_allowed(store: Store) -> None:
+    _family(store)
+    now = time.time()
+    refused = store.rotate(
+        "h0",
+        "h1",
+        sealed_successor=b"s",
+        now=now,
+        idle_ttl=60,
+        grace=0,
+        forget_after=now,
+        dpop_jkt="jkt-a",
+        bearer_allowed=False,
+    )
+    assert refused.outcome == "unbound" and refused.revocation is None
