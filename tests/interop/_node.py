@@ -1,4 +1,4 @@
-"""node ``jose`` and ``oauth4webapi``, installed from the npm registry for the session.
+"""node ``jose``, ``oauth4webapi`` and ``dpop``, installed from the npm registry for the session.
 
 The versions are pinned with their integrity hashes in ``node/package-lock.json`` and
 installed by ``npm ci`` into a temporary folder once per test session. Without ``node`` or
@@ -7,6 +7,7 @@ installed by ``npm ci`` into a temporary folder once per test session. Without `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -49,6 +50,39 @@ class NodeClients:
             text=True,
             bufsize=1,
         )
+
+    def session(self, script: str) -> NodeSession:
+        """``node SCRIPT`` answering one JSON line per JSON command line."""
+        return NodeSession(self.start(script))
+
+
+class NodeSession:
+    """A running node script: ``ask`` writes one JSON line and reads the answer line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+
+    def ask(self, command: dict[str, Any]) -> Any:
+        """Send ``command``; its JSON answer (fails with node's stderr if the script ended)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        line = self.process.stdout.readline()
+        if not line:
+            assert self.process.stderr is not None
+            raise AssertionError(f"node ended: {self.process.stderr.read()[-2000:]}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        """Send quit and wait; kill a script that does not end."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.process.stdin.flush()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def install(folder: Path) -> NodeClients:

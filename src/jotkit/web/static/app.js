@@ -3,6 +3,7 @@
 import {
   decode, describeTimes, JoseError, parseJwks, parseKeyText, secretKey, splitToken, verify, warnings,
 } from "./jose.js";
+import { boundThumbprint, describeProof, dpopAvailable, isProof, makeProof, tourKey } from "./dpop.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -69,12 +70,69 @@ function renderTimes(list, claims, now) {
   list.replaceChildren(...nodes);
 }
 
+// What DPoP (RFC 9449) means for the decoded token: a proof, item by item, or a bound token.
+// The thumbprint is computed asynchronously: `turn` drops a result a newer paste overtook.
+let dpopTurn = 0;
+
+function hideDpop() {
+  dpopTurn += 1;
+  $("dpop-explained").hidden = true;
+  delete $("dpop-explained").dataset.kind;
+}
+
+function showDpop(kind, summary, items) {
+  const nodes = [];
+  for (const item of items) {
+    const term = element("dt", item.term);
+    term.append(" (", element("code", item.name), ")");
+    const value = element("dd", item.text);
+    value.dataset.claim = item.name;
+    nodes.push(term, value);
+  }
+  $("dpop-summary").textContent = summary;
+  $("dpop-details").replaceChildren(...nodes);
+  $("dpop-explained").dataset.kind = kind;
+  $("dpop-explained").hidden = false;
+}
+
+async function renderDpop(header, claims) {
+  hideDpop();
+  const turn = dpopTurn;
+  const jkt = boundThumbprint(claims);
+  if (isProof(header)) {
+    const items = await describeProof(header, claims, Date.now() / 1000);
+    if (turn !== dpopTurn) return;
+    showDpop(
+      "proof",
+      "This is a DPoP proof (RFC 9449), not an access token. A client signs one for each request "
+        + "with its own key, to show that it holds the key its access token is bound to. It is good "
+        + "for one request (htm, htu), once (jti), for about a minute (iat): so it has no exp, and its "
+        + "header embeds its public key on purpose (the warnings above are about access tokens).",
+      items,
+    );
+  } else if (jkt !== null) {
+    const items = [{ term: "bound to the key with thumbprint", name: "cnf.jkt", text: jkt }];
+    if (tour.key?.thumbprint === jkt) {
+      items.push({ term: "that key", name: "jwk", text: "this page's tour key: in IndexedDB, its private half cannot be exported" });
+    }
+    showDpop(
+      "bound",
+      "Sender-constrained (DPoP, RFC 9449): this token is bound to one key pair. A server accepts it "
+        + "only as \"Authorization: DPoP\" together with a fresh proof signed by that key; as a Bearer "
+        + "token, or with a proof by any other key, it is refused. A copy of it is useless without the "
+        + "private key.",
+      items,
+    );
+  }
+}
+
 function renderDecoder() {
   const token = $("token").value;
   $("verify-result").replaceChildren();
   delete $("verify-result").dataset.verdict;
   if (!token.trim()) {
     $("decoded").hidden = true;
+    hideDpop();
     return;
   }
   $("decoded").hidden = false;
@@ -86,9 +144,11 @@ function renderDecoder() {
     $("payload-json").textContent = json(claims);
     renderWarnings($("warnings"), warnings(header, claims, now, new TextEncoder().encode(token.trim()).length));
     renderTimes($("times"), claims, now);
+    renderDpop(header, claims);
     $("decode-error").hidden = true;
     $("decoded-content").hidden = false;
   } catch (error) {
+    hideDpop();
     $("decode-error").textContent = `Cannot decode: ${error.message}`;
     $("decode-error").hidden = false;
     $("decoded-content").hidden = true;
@@ -170,7 +230,12 @@ async function onVerify(event) {
 
 // -- tour -------------------------------------------------------------------------------
 
-const tour = { access: null, loginAccess: null, refresh: null, loggedOut: null, reached: 0 };
+// scheme: "DPoP" once the server bound the login's tokens to `key` (tourKey), else "Bearer".
+// nonce: the last DPoP-Nonce the server sent (RFC 9449 §8), put in the next proof.
+const tour = {
+  access: null, loginAccess: null, refresh: null, loggedOut: null, reached: 0,
+  scheme: "Bearer", key: null, nonce: null, meProof: null,
+};
 
 function abbreviate(token) {
   return typeof token === "string" && token.length > 40 ? `${token.slice(0, 24)}…(${token.length} chars)` : token;
@@ -186,18 +251,31 @@ function redacted(body) {
   return copy;
 }
 
-async function call(method, path, { body, bearer } = {}) {
+async function send(method, path, { body, token, dpop }) {
+  // Relative to the page, so that a server under a path (/tenant/) is called there; the
+  // proof names that absolute URL.
+  const url = new URL(`.${path}`, document.baseURI).href;
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (bearer) headers.Authorization = `Bearer ${bearer}`;
   const request = [`${method} ${path}`];
-  if (bearer) request.push(`Authorization: Bearer ${abbreviate(bearer)}`);
+  const scheme = dpop ? "DPoP" : "Bearer";
+  if (token) {
+    headers.Authorization = `${scheme} ${token}`;
+    request.push(`Authorization: ${scheme} ${abbreviate(token)}`);
+  }
+  let proof = null;
+  if (dpop) {
+    proof = await makeProof(tour.key, method, url, { accessToken: token, nonce: tour.nonce });
+    headers.DPoP = proof;
+    request.push(`DPoP: ${abbreviate(proof)}`);
+  }
   if (body !== undefined) request.push(json(redacted(body)));
   try {
-    // Relative to the page, so that a server under a path (/tenant/) is called there.
-    const response = await fetch(`.${path}`, {
+    const response = await fetch(url, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
     });
+    const nonce = response.headers.get("DPoP-Nonce");
+    if (nonce) tour.nonce = nonce;
     const text = await response.text();
     let parsed = null;
     try {
@@ -205,10 +283,30 @@ async function call(method, path, { body, bearer } = {}) {
     } catch {
       // not JSON: shown as text
     }
-    return { request: request.join("\n"), status: response.status, statusText: response.statusText, body: parsed, text };
+    return {
+      request: request.join("\n"), status: response.status, statusText: response.statusText, body: parsed, text,
+      proof, nonce, challenge: response.headers.get("WWW-Authenticate") ?? "",
+    };
   } catch (error) {
-    return { request: request.join("\n"), status: 0, statusText: `no answer (${error.name})`, body: null, text: "" };
+    return { request: request.join("\n"), status: 0, statusText: `no answer (${error.name})`, body: null, text: "", proof };
   }
+}
+
+// The server wants a nonce in the proof (RFC 9449 §8 at the token endpoint, §9 at an API)
+// and sent one: worth exactly one retry.
+function asksForNonce(exchange) {
+  if (!exchange.nonce) return false;
+  if (exchange.status === 400) return exchange.body?.error === "use_dpop_nonce";
+  return exchange.status === 401 && /error="use_dpop_nonce"/.test(exchange.challenge);
+}
+
+// `token`: sent in Authorization; `dpop`: with a proof (and the DPoP scheme for the token).
+async function call(method, path, { body, token, dpop = false } = {}) {
+  const exchange = await send(method, path, { body, token, dpop });
+  if (!dpop || !asksForNonce(exchange)) return exchange;
+  const retried = await send(method, path, { body, token, dpop });
+  retried.request = `(first answer: ${exchange.status} use_dpop_nonce with a DPoP-Nonce; sent again with that nonce in the proof)\n${retried.request}`;
+  return retried;
 }
 
 function showExchange(output, exchange, verdict) {
@@ -253,19 +351,46 @@ function showDecoded(token, headerOutput, payloadOutput) {
   }
 }
 
+// The tour's DPoP key from IndexedDB (made on first use). Without WebCrypto (a page served
+// over plain HTTP on another host than localhost) or IndexedDB, the tour runs with Bearer.
+async function loadKey() {
+  const note = $("dpop-key");
+  note.hidden = false;
+  if (!dpopAvailable()) {
+    tour.key = null;
+    note.textContent = "No DPoP here: this browser offers no WebCrypto or IndexedDB on this page (WebCrypto needs HTTPS or localhost), so the tokens are plain Bearer tokens.";
+    return;
+  }
+  try {
+    tour.key ??= await tourKey();
+    const origin = tour.key.created ? "made on this visit" : "kept from an earlier visit";
+    note.textContent = `Your DPoP key: ECDSA P-256 (ES256), ${origin}, in IndexedDB; its private half is not extractable. Thumbprint (RFC 7638): ${tour.key.thumbprint}`;
+  } catch (error) {
+    tour.key = null;
+    note.textContent = `No DPoP key (${error.name}): the tokens are plain Bearer tokens.`;
+  }
+}
+
 async function onLogin(event) {
   event.preventDefault();
   for (const id of ["me-output", "refresh-output", "refresh-token", "logout-output", "replay-output"]) {
     $(id).hidden = true;
   }
+  $("open-proof").hidden = true;
+  await loadKey();
   const body = { email: $("email").value.trim(), password: $("password").value };
-  const exchange = await call("POST", "/login", { body });
+  const exchange = await call("POST", "/login", { body, dpop: tour.key !== null });
   if (exchange.status === 200 && exchange.body && typeof exchange.body.access_token === "string") {
     tour.access = tour.loginAccess = exchange.body.access_token;
     tour.refresh = exchange.body.refresh_token;
     tour.loggedOut = null;
     tour.reached = 0;
-    showExchange($("login-output"), exchange, "✔ Logged in: a JWT access token and an opaque refresh token.");
+    const bound = tour.key !== null && String(exchange.body.token_type).toLowerCase() === "dpop";
+    tour.scheme = bound ? "DPoP" : "Bearer";
+    const verdict = bound
+      ? `✔ Logged in: a JWT access token and an opaque refresh token, both bound to your key (cnf.jkt = ${tour.key.thumbprint}).`
+      : "✔ Logged in: a JWT access token and an opaque refresh token (Bearer: the server did not bind them to a key).";
+    showExchange($("login-output"), exchange, verdict);
     showDecoded(tour.loginAccess, $("tour-header"), $("tour-payload"));
     $("login-token").hidden = false;
     reach(2);
@@ -276,17 +401,24 @@ async function onLogin(event) {
   }
 }
 
+function dpopOn() {
+  return tour.scheme === "DPoP";
+}
+
 async function onMe() {
-  const exchange = await call("GET", "/me", { bearer: tour.access });
+  const exchange = await call("GET", "/me", { token: tour.access, dpop: dpopOn() });
+  const proven = dpopOn() ? ", and the proof showed this browser holds the key the token is bound to" : "";
   const verdict = exchange.status === 200
-    ? "✔ Accepted: the signature and claims checked out, with no session lookup."
+    ? `✔ Accepted: the signature and claims checked out${proven}, with no session lookup.`
     : failure(exchange);
   showExchange($("me-output"), exchange, verdict);
+  tour.meProof = exchange.proof;
+  $("open-proof").hidden = !exchange.proof;
   if (exchange.status === 200) reach(3);
 }
 
 async function onRefresh() {
-  const exchange = await call("POST", "/token/refresh", { body: { refresh_token: tour.refresh } });
+  const exchange = await call("POST", "/token/refresh", { body: { refresh_token: tour.refresh }, dpop: dpopOn() });
   if (exchange.status === 200 && exchange.body && typeof exchange.body.access_token === "string") {
     tour.access = exchange.body.access_token;
     tour.refresh = exchange.body.refresh_token;
@@ -301,7 +433,7 @@ async function onRefresh() {
 }
 
 async function onLogout() {
-  const exchange = await call("POST", "/logout", { bearer: tour.access });
+  const exchange = await call("POST", "/logout", { token: tour.access, dpop: dpopOn() });
   if (exchange.status >= 200 && exchange.status < 300) {
     tour.loggedOut = tour.access;
     showExchange($("logout-output"), exchange, "✔ Logged out: the session is revoked.");
@@ -312,7 +444,7 @@ async function onLogout() {
 }
 
 async function onReplay() {
-  const exchange = await call("GET", "/me", { bearer: tour.loggedOut });
+  const exchange = await call("GET", "/me", { token: tour.loggedOut, dpop: dpopOn() });
   let exp = "";
   try {
     const { claims } = decode(tour.loggedOut);
@@ -327,8 +459,8 @@ async function onReplay() {
   showExchange($("replay-output"), exchange, verdict);
 }
 
-function openInDecoder() {
-  $("token").value = tour.loginAccess ?? "";
+function openInDecoder(token) {
+  $("token").value = token ?? "";
   renderDecoder();
   $("decoder").scrollIntoView();
   $("token").focus();
@@ -346,7 +478,8 @@ $("me-button").addEventListener("click", onMe);
 $("refresh-button").addEventListener("click", onRefresh);
 $("logout-button").addEventListener("click", onLogout);
 $("replay-button").addEventListener("click", onReplay);
-$("open-in-decoder").addEventListener("click", openInDecoder);
+$("open-in-decoder").addEventListener("click", () => openInDecoder(tour.loginAccess));
+$("open-proof").addEventListener("click", () => openInDecoder(tour.meProof));
 showKeyFields();
 renderDecoder();
 document.body.dataset.ready = "true";
