@@ -106,6 +106,8 @@ class Database:
                 "keepalives_count": 2,
                 "tcp_user_timeout": 10_000,
             }
+        #: What each new connection is opened with (a listening one too: store/notices.py).
+        self.connect_args: dict[str, Any] = options.get("connect_args", {})
         self.engine: Engine = create_engine(parsed, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
