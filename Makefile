@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_guard.py
 	$(BIN)/python benchmarks/bench_propagation.py
+	$(BIN)/python benchmarks/count_refresh.py
 	$(BIN)/python benchmarks/bench_scale.py
 
 # Coverage-guided fuzzing of the JOSE core (atheris, the lock's `fuzz` group) in a venv of its

@@ -263,6 +263,7 @@ def run_deployment(
                     / ok,
                     "redis_p99_ms": p99(revoker.latencies["redis"]),
                     "http_p99_ms": p99(revoker.latencies["http"]),
+                    "http_p50_ms": statistics.median(revoker.latencies["http"] or [float("nan")]),
                     "revocations": len(revoker.latencies["redis"]),
                     "load1": load_uptime,
                     "elapsed_s": elapsed,
@@ -274,7 +275,8 @@ def run_deployment(
                     f"{row['errors']}  cpu ms/refresh jotkit {row['cpu_ms_jotkit']:.2f} "
                     f"pg {row['cpu_ms_postgres']:.2f} wrk {row['cpu_ms_wrk']:.2f}  "
                     f"propagation p99 redis {row['redis_p99_ms']:.1f} ms http "
-                    f"{row['http_p99_ms']:.1f} ms (n={row['revocations']})  load {load_uptime}",
+                    f"{row['http_p99_ms']:.1f} ms (p50 {row['http_p50_ms']:.1f}, "
+                    f"n={row['revocations']})  load {load_uptime}",
                     flush=True,
                 )
     finally:

@@ -129,3 +129,24 @@ def test_a_poll_ahead_of_the_server_reads_the_store_before_answering(
         ).lastrowid
     answer = server.client.get("/revocations", params={"since": written}).json()
     assert answer["cursor"] == written
+
+
+def test_a_revocation_on_another_instance_reaches_the_feed_without_waiting_for_the_poll(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # Two instances on one PostgreSQL, no Redis, the store poll slowed to 10 minutes: only
+    # PostgreSQL's NOTIFY (store/notices.py) can bring B's revocation to A's feed in time.
+    env = {"JOTKIT_FEED_POLL_SECONDS": "600", "JOTKIT_ISSUER": "http://jotkit.notices"}
+    first = start_server(tmp_path, database_url=postgres_url, env=env)
+    second = start_server(tmp_path, database_url=postgres_url, env=env, users={})
+    revocations = RevocationSet()
+    try:
+        pair = first.login()
+        with HttpFeedSubscriber(first.url, revocations, wait_seconds=5) as feed:
+            assert feed.wait_ready(DEADLINE_SECONDS)
+            assert verdict(revocations, claims_of(pair)) == "accepted"
+            logout(second, pair)
+            wait_for(lambda: verdict(revocations, claims_of(pair)) == REVOKED, "B's logout at A")
+    finally:
+        second.stop()
+        first.stop()

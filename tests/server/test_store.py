@@ -382,3 +382,55 @@ def test_an_unbound_family_is_refused_where_bearer_is_not_allowed(store: Store) 
         bearer_allowed=False,
     )
     assert refused.outcome == "unbound" and refused.revocation is None
+
+
+def test_a_link_lost_during_the_one_statement_rotation_is_an_outcome_unknown(
+    postgres_url: str,
+) -> None:
+    # PostgreSQL rotates in one autocommit statement: if the connection dies while it runs,
+    # the statement may have committed, and the error must say the outcome is unknown.
+    from sqlalchemy import create_engine, text
+
+    from jotkit.store import StoreError
+
+    store = Store(postgres_url)
+    store.migrate()
+    _family(store)
+    holder = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    failed: list[BaseException] = []
+
+    def rotate() -> None:
+        now = time.time()
+        try:
+            store.rotate(
+                "h0", "h1", sealed_successor=b"s", now=now, idle_ttl=60, grace=0, forget_after=now
+            )
+        except StoreError as exc:
+            failed.append(exc)
+
+    try:
+        with holder.connect() as connection:
+            connection.execute(
+                text("SELECT 1 FROM refresh_tokens WHERE token_hash = 'h0' FOR UPDATE")
+            )
+            mine = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            rotating = threading.Thread(target=rotate)
+            rotating.start()
+            # The rotation's backend is the one waiting on this connection's row lock.
+            deadline = time.monotonic() + 30
+            while not connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE :mine = ANY(pg_blocking_pids(pid))"
+                ),
+                {"mine": mine},
+            ).all():
+                assert time.monotonic() < deadline, "the rotation never waited on the lock"
+                time.sleep(0.01)
+            rotating.join(30)
+            connection.rollback()
+        assert len(failed) == 1 and isinstance(failed[0], StoreError)
+        assert failed[0].outcome_unknown is True
+    finally:
+        holder.dispose()
+        store.close()

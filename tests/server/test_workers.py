@@ -3,9 +3,10 @@
 What it shows: requests (refreshes, revocations) land on both workers; a token revoked
 through one worker is refused by every worker (``/me`` and introspection) within a bound
 (SQLite workers hear each other through the store poll, ``feed_poll_seconds``; PostgreSQL
-ones through Redis, the poll slowed past the bound); concurrent refreshes from both workers
-never fail with "database is locked" (SQLite) or any 5xx; ``kill -9`` of a worker mid-load
-loses nothing acknowledged, and the parent replaces it; SIGTERM stops every worker.
+ones through Redis and PostgreSQL's NOTIFY, the poll slowed past the bound); concurrent
+refreshes from both workers never fail with "database is locked" (SQLite) or any 5xx;
+``kill -9`` of a worker mid-load loses nothing acknowledged, and the parent replaces it;
+SIGTERM stops every worker.
 Which worker answered is read from ``/metrics`` (``jotkit_worker``).
 """
 
@@ -50,8 +51,9 @@ def deployment(
     with contextlib.ExitStack() as stack:
         url = None
         if request.param == "postgresql":
-            # Here the workers hear each other over Redis only: the store poll is slowed
-            # past the propagation bound, so the revocation test sees the Redis path.
+            # Here the workers hear each other over Redis and PostgreSQL's NOTIFY (the NOTIFY
+            # path alone: tests/revocation/test_server_feed.py): the store poll is slowed past
+            # the propagation bound, so the revocation test sees the push paths.
             url = stack.enter_context(postgres_schema())
             redis_server = PrivateRedis(tmp_path)
             redis_server.start()

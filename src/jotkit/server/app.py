@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import logging
 import time
@@ -37,6 +38,7 @@ from jotkit.server.service import AuthService
 from jotkit.server.settings import KEY_RELOAD_SECONDS, Settings
 from jotkit.server.throttling import LoginCounters, RedisCounters, StoreCounters
 from jotkit.store import Store, StoreError
+from jotkit.store.notices import RevocationNotices
 
 __all__ = ["build_service", "create_app"]
 
@@ -84,10 +86,20 @@ def build_service(settings: Settings, *, migrate: bool = True) -> AuthService:
     )
 
 
+def _take_noticed_revocations(service: AuthService) -> None:
+    """PostgreSQL said revocations committed (store/notices.py): read them now."""
+    try:
+        service.feed.sync(now=time.time())
+    except StoreError as exc:  # the poll brings them
+        log.warning("feed sync on notice failed: %s", exc.code)
+
+
 async def _follow_store(service: AuthService) -> None:
     """Take the revocations other processes stored (the other workers of ``--workers``, other
     instances, the CLI) every ``feed_poll_seconds``: one indexed read of the rows above the
-    cursor, so that this process's guard and feed refuse them within that bound."""
+    cursor, so that this process's guard and feed refuse them within that bound. On
+    PostgreSQL a notice brings them sooner (``RevocationNotices``); this poll is its
+    fallback."""
     interval = service.settings.feed_poll_seconds
     while True:
         await asyncio.sleep(interval)
@@ -166,6 +178,12 @@ def create_app(
             redis_feed = importlib.import_module("jotkit.revocation.redis")
             follower = redis_feed.RedisSubscriber(settings.redis_url, ready.feed.revocations)
             follower.start()
+        notices = None
+        if ready.store.dialect == "postgresql":
+            notices = RevocationNotices(
+                ready.store, functools.partial(_take_noticed_revocations, ready)
+            )
+            notices.start()
         try:
             yield
         finally:
@@ -175,6 +193,8 @@ def create_app(
                     await task
             if follower is not None:
                 await asyncio.to_thread(follower.close)
+            if notices is not None:
+                await asyncio.to_thread(notices.close)
             ready.feed.close()
             ready.login_counters.close()
             if isinstance(ready.proofs.replay, RedisReplayCache):

@@ -107,6 +107,8 @@ class Database:
                 "keepalives_count": 2,
                 "tcp_user_timeout": 10_000,
             }
+        #: What each new connection is opened with (a listening one too: store/notices.py).
+        self.connect_args: dict[str, Any] = options.get("connect_args", {})
         self.engine: Engine = create_engine(parsed, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -114,6 +116,9 @@ class Database:
         else:
             event.listen(self.engine, "checkin", _note_checkin)
             event.listen(self.engine, "checkout", self._ping_if_idle)
+        # One statement that commits on its own: on PostgreSQL one round trip, where BEGIN,
+        # the statement and COMMIT took three (the refresh's fast path, store/sessions.py).
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -183,6 +188,24 @@ class Database:
             raise Conflict("already exists") from exc
         except SQLAlchemyError as exc:
             raise StoreError(f"database error ({type(exc).__name__})") from exc
+
+    @contextlib.contextmanager
+    def _statement(self) -> Iterator[Connection]:
+        """A connection on which each statement is its own transaction (autocommit).
+
+        For a change that one statement makes whole (PostgreSQL: a data-modifying CTE). If the
+        link fails while the statement runs, it may have committed: ``outcome_unknown``.
+        """
+        try:
+            with self._autocommit_engine.connect() as connection:
+                yield connection
+        except IntegrityError as exc:
+            raise Conflict("already exists") from exc
+        except SQLAlchemyError as exc:
+            lost = bool(getattr(exc, "connection_invalidated", False))
+            raise StoreError(
+                f"database error ({type(exc).__name__})", outcome_unknown=lost
+            ) from exc
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:

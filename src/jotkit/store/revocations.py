@@ -8,6 +8,7 @@ from sqlalchemy import Connection, and_, func, insert, select, text
 
 from jotkit.revocation import Revocation
 from jotkit.store.engine import Database
+from jotkit.store.notices import CHANNEL
 from jotkit.store.schema import revocations
 
 __all__ = ["RevocationStore", "insert_revocations"]
@@ -22,8 +23,13 @@ def insert_revocations(
     """Store ``entries`` in the caller's transaction; each comes back with its cursor."""
     if connection.dialect.name == "postgresql":
         # Without it, a transaction holding a lower id could commit after a poller has
-        # already read a higher one, and that poller would never see the lower entry.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _REVOCATION_LOCK_ID})
+        # already read a higher one, and that poller would never see the lower entry. The
+        # NOTIFY reaches every listening server process when (and if) this commits
+        # (store/notices.py); same round trip.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:id), pg_notify(:channel, '')"),
+            {"id": _REVOCATION_LOCK_ID, "channel": CHANNEL},
+        )
     stored = []
     for entry in entries:
         result = connection.execute(
