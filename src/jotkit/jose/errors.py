@@ -11,6 +11,7 @@ __all__ = [
     "ExpiredToken",
     "InvalidClaim",
     "InvalidKey",
+    "InvalidPolicy",
     "InvalidSignature",
     "JoseError",
     "KeyMismatch",
@@ -111,3 +112,11 @@ class RevokedToken(JoseError):
     """A revocation hook rejected the token (its ``jti``, its session or its user)."""
 
     code = "ERR_JWT_REVOKED"
+
+
+class InvalidPolicy(JoseError, ValueError):
+    """A verification ``Policy`` (or the keywords that build one) is unusable: an unknown
+    algorithm, a negative leeway, an audience of the wrong type... Raised when the policy is
+    built, never by a token; ``code`` names the field (``ERR_POLICY_LEEWAY``)."""
+
+    code = "ERR_POLICY_INVALID"
