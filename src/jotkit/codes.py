@@ -155,6 +155,28 @@ ERR_JWT_MISSING_CLIENT_ID = _code(
 )
 ERR_JWT_MISSING_SCOPE = _code("ERR_JWT_MISSING_SCOPE", "scope is required but absent", _TOKEN)
 
+
+# -- Verification policy (jotkit.jose.Policy): refused when built, never by a token -----------
+ERR_POLICY_INVALID = _code("ERR_POLICY_INVALID", "a verification policy is unusable")
+ERR_POLICY_ALGORITHMS = _code(
+    "ERR_POLICY_ALGORITHMS", "policy: algorithms empty, unknown or misspelt"
+)
+ERR_POLICY_ISSUER = _code("ERR_POLICY_ISSUER", "policy: issuer empty or not a string")
+ERR_POLICY_AUDIENCE = _code(
+    "ERR_POLICY_AUDIENCE", "policy: audience empty or not a string (or strings)"
+)
+ERR_POLICY_SUBJECT = _code("ERR_POLICY_SUBJECT", "policy: subject empty or not a string")
+ERR_POLICY_TYP = _code("ERR_POLICY_TYP", "policy: typ empty or not a string")
+ERR_POLICY_LEEWAY = _code("ERR_POLICY_LEEWAY", "policy: leeway negative or not finite")
+ERR_POLICY_MAX_AGE = _code("ERR_POLICY_MAX_AGE", "policy: max_age negative or not finite")
+ERR_POLICY_REQUIRE = _code(
+    "ERR_POLICY_REQUIRE", "policy: require is a bare string, not a list of claim names"
+)
+ERR_POLICY_MAX_TOKEN_BYTES = _code(
+    "ERR_POLICY_MAX_TOKEN_BYTES", "policy: max_token_bytes is not a positive integer"
+)
+ERR_POLICY_CLOCK = _code("ERR_POLICY_CLOCK", "policy: clock is not callable")
+
 # -- DPoP proofs (RFC 9449; jotkit.jose.dpop, the guard) ----------------------------------------
 ERR_DPOP_MISSING = _code("ERR_DPOP_MISSING", "a DPoP request without a DPoP proof header", _PROOF)
 ERR_DPOP_MULTIPLE = _code("ERR_DPOP_MULTIPLE", "more than one DPoP header (§4.3)", _PROOF)

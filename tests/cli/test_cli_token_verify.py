@@ -181,6 +181,14 @@ def test_verify_short_hmac_secret_is_a_usage_error() -> None:
     assert result.stderr.startswith("error: ERR_JWK_INVALID: HMAC secret: HS256 needs a secret")
 
 
+@pytest.mark.parametrize(("option", "code"), [("--iss", "ISSUER"), ("--aud", "AUDIENCE")])
+def test_verify_options_that_make_no_policy_are_a_usage_error(option: str, code: str) -> None:
+    # Refused when the policy is built, before the token or the key is read.
+    result = invoke("token", "verify", "a.b.c", option, "", "--secret-env", "JOTKIT_TEST_UNSET")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: ERR_POLICY_{code}: ")
+
+
 def test_verify_public_key_text_is_refused_as_an_hmac_secret(key_files: dict[str, Path]) -> None:
     result = invoke("token", "verify", "a.b.c", "--secret-file", str(key_files["public.pem"]))
     assert result.exit_code == 2

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from _issuer import make_token as _make_token
 
-from jotkit import ExpiredToken, InvalidClaim, Key, KeyNotFound, RevokedToken
+from jotkit import (
+    ExpiredToken,
+    InvalidClaim,
+    InvalidPolicy,
+    Key,
+    KeyNotFound,
+    Policy,
+    RevokedToken,
+)
 from jotkit.guard import (
     BadAuthorization,
     Guard,
@@ -138,6 +146,52 @@ def test_rejects_id_token_typ(key: Key) -> None:
     with pytest.raises(InvalidClaim) as info:
         make_guard(key).verify(make_token(key, typ="JWT"))
     assert info.value.claim == "typ"
+
+
+def test_keywords_build_the_access_token_policy(key: Key) -> None:
+    assert make_guard(key).policy == Policy.for_access_tokens(issuer=ISSUER, audience=AUDIENCE)
+    assert make_guard(key, typ=None).policy.typ is None  # None still turns the typ check off
+
+
+def test_guard_with_a_policy_verifies_as_with_keywords(key: Key) -> None:
+    policy = Policy.for_access_tokens(issuer=ISSUER, audience=AUDIENCE, leeway=5)
+    guard = Guard(keys=key.public(), policy=policy)
+    assert guard.policy is policy and guard.issuer == ISSUER
+    assert guard.authenticate(f"Bearer {make_token(key)}").sub == "user-1"
+    for bad in (make_token(key, typ="JWT"), make_token(key, jti=None), make_token(key, aud="x")):
+        with pytest.raises(InvalidClaim) as by_policy:
+            guard.verify(bad)
+        with pytest.raises(InvalidClaim) as by_keywords:
+            make_guard(key, leeway=5).verify(bad)
+        assert by_policy.value.code == by_keywords.value.code
+
+
+def test_guard_refuses_a_policy_and_keywords_together(key: Key) -> None:
+    policy = Policy.for_access_tokens(issuer=ISSUER, audience=AUDIENCE)
+    with pytest.raises(TypeError, match="not both"):
+        Guard(keys=key.public(), policy=policy, leeway=30)
+    with pytest.raises(TypeError, match="issuer and audience"):
+        Guard(keys=key.public(), audience=AUDIENCE)
+
+
+@pytest.mark.parametrize(
+    ("policy", "code"),
+    [
+        (Policy(issuer=ISSUER), "ERR_POLICY_AUDIENCE"),
+        (Policy(issuer=[ISSUER, "https://other"], audience=AUDIENCE), "ERR_POLICY_ISSUER"),
+        (Policy(audience=AUDIENCE), "ERR_POLICY_ISSUER"),
+    ],
+)
+def test_guard_policy_needs_one_issuer_and_an_audience(key: Key, policy: Policy, code: str) -> None:
+    with pytest.raises(InvalidPolicy) as info:
+        Guard(keys=key.public(), policy=policy)
+    assert info.value.code == code
+
+
+def test_guard_keywords_that_make_no_policy_fail_when_built(key: Key) -> None:
+    with pytest.raises(InvalidPolicy) as info:
+        make_guard(key, algorithms=["ES265"])
+    assert info.value.code == "ERR_POLICY_ALGORITHMS"
 
 
 def test_rejects_expired_token_even_when_cached(key: Key) -> None:

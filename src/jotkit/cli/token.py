@@ -27,6 +27,7 @@ from jotkit.cli.display import (
 )
 from jotkit.cli.sources import (
     CliError,
+    CliInputError,
     check_jwks_url,
     dump_json,
     fetch_jwks,
@@ -38,7 +39,7 @@ from jotkit.cli.sources import (
     signing_key,
 )
 from jotkit.codes import ERR_JWT_MISSING_EXP
-from jotkit.jose import ALGORITHMS, JoseError, Key, KeySet, jwt
+from jotkit.jose import ALGORITHMS, InvalidPolicy, JoseError, Key, KeySet, Policy, jwt
 from jotkit.jose.dpop import DPOP_TYP, make_proof
 from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 
@@ -287,6 +288,27 @@ def verify(
     """
     with reporting(as_json, valid=False, verdict="error"):
         one_source(key=key_file, jwks=jwks_url, secret_file=secret_file, secret_env=secret_env)
+        shown = {  # the policy as --json prints it
+            "algorithms": list(algs) or None,
+            "issuer": _one_or_many(iss),
+            "audience": _one_or_many(aud),
+            "subject": sub,
+            "typ": typ,
+            "leeway": leeway,
+            "max_age": max_age,
+        }
+        try:  # built before anything is read: options that make no policy are bad usage
+            policy = Policy(
+                algorithms=algs or None,
+                issuer=_one_or_many(iss),
+                audience=_one_or_many(aud),
+                subject=sub,
+                typ=typ,
+                leeway=leeway,
+                max_age=max_age,
+            )
+        except InvalidPolicy as exc:
+            raise CliInputError(exc.code, str(exc)) from None
         text = read_token(token_text, max_bytes=DECODE_MAX_TOKEN_BYTES)
         keys: Key | KeySet
         warnings: list[dict[str, str]] = []
@@ -298,29 +320,9 @@ def verify(
             keys = fetch_jwks(jwks_url, timeout)
         else:
             keys = secret_key(secret_file, secret_env, algs[0] if len(algs) == 1 else None)
-        policy = {
-            "algorithms": list(algs) or None,
-            "issuer": _one_or_many(iss),
-            "audience": _one_or_many(aud),
-            "subject": sub,
-            "typ": typ,
-            "leeway": leeway,
-            "max_age": max_age,
-        }
         now = time.time()
         try:
-            claims = jwt.verify(
-                text,
-                keys,
-                algorithms=algs or None,
-                issuer=_one_or_many(iss),
-                audience=_one_or_many(aud),
-                subject=sub,
-                typ=typ,
-                leeway=leeway,
-                max_age=max_age,
-                now=now,
-            )
+            claims = jwt.verify(text, keys, policy, now=now)
             failure = None
         except JoseError as exc:
             claims, failure = {}, exc
@@ -342,7 +344,7 @@ def verify(
                 error["claim"] = failure.claim
             if as_json:
                 document = {"valid": False, "verdict": "invalid", "error": error}
-                click.echo(dump_json({**document, "policy": policy, "warnings": warnings}))
+                click.echo(dump_json({**document, "policy": shown, "warnings": warnings}))
             else:
                 echo(f"{paint('INVALID:', 'invalid')} {failure.code}: {failure}")
                 for warning in warnings:
@@ -352,7 +354,7 @@ def verify(
         times = describe_times(claims, now)
         if as_json:
             document = {"valid": True, "verdict": "valid", "error": None, "header": header}
-            document |= {"claims": claims, "times": times, "policy": policy}
+            document |= {"claims": claims, "times": times, "policy": shown}
             document["revocation"] = revocation
             click.echo(dump_json({**document, "warnings": warnings}))
             return

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-import time
 import warnings
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
@@ -33,10 +32,16 @@ from jotkit.jose.dpop import (
     ProofPolicy,
     normalize_htu,
 )
-from jotkit.jose.errors import JoseError, KeyNotFound
-from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
+from jotkit.jose.errors import InvalidPolicy, JoseError, KeyNotFound
 from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
+from jotkit.jose.policy import (
+    ACCESS_TOKEN_CLAIMS,
+    ERR_POLICY_AUDIENCE,
+    ERR_POLICY_ISSUER,
+    Policy,
+    policy_from,
+)
 from jotkit.jose.verifier import Verifier
 from jotkit.revocation.entries import RevocationSet
 from jotkit.revocation.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
@@ -44,14 +49,16 @@ from jotkit.revocation.transport import Feed
 
 __all__ = ["Guard"]
 
-# RFC 9068 §2.2 requires these of an access token (client_id too, but other issuers vary);
-# iat also makes per-user watermarks decidable (a token without iat cannot prove it is newer).
-_REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti")
 _View = TypeVar("_View", bound=Callable[..., Any])
 
 
 class Guard:
     """Verify access tokens for one issuer and audience; see the module docstring.
+
+    The verification policy is ``policy`` (a ``Policy`` with one issuer and an audience;
+    ``Policy.for_access_tokens`` gives the defaults below), or the keywords ``issuer``,
+    ``audience``, ``algorithms``, ``leeway``, ``typ`` (at+jwt), ``require`` (exp iat sub
+    jti, RFC 9068), ``max_age``, ``max_token_bytes`` and ``clock``, which build one: not both.
 
     Keys: ``keys`` (fixed), or ``jwks_url``, or neither (the ``jwks_uri`` of the issuer's
     ``/.well-known/openid-configuration``). ``revocation`` is checked on every request;
@@ -69,31 +76,56 @@ class Guard:
     def __init__(
         self,
         *,
-        issuer: str,
-        audience: str | Collection[str],
+        issuer: str | None = None,
+        audience: str | Collection[str] | None = None,
         keys: Key | KeySet | None = None,
         jwks_url: str | None = None,
         jwks: RemoteJWKS | None = None,
         algorithms: Collection[str] | None = None,
-        leeway: float = 0,
+        leeway: float | None = None,
         typ: str | None = "at+jwt",
         revocation: RevocationSet | None = None,
         feed: Feed | None = None,
         cookie_name: str | None = None,
         realm: str | None = None,
-        require: Collection[str] = _REQUIRED_CLAIMS,
+        require: Collection[str] | None = None,
         max_age: float | None = None,
         cache_size: int = 4096,
-        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        max_token_bytes: int | None = None,
         dpop: ProofPolicy | None = None,
         dpop_replay: ReplayCache | str | None = None,
         public_url: str | None = None,
         dpop_nonces: DPoPNonces | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+        policy: Policy | None = None,
     ) -> None:
         """Fix the policy; no network call happens here (see ``start``)."""
         if keys is not None and (jwks_url is not None or jwks is not None):
             raise ValueError("give keys or a JWKS source, not both")
+        if policy is None and (issuer is None or audience is None):
+            raise TypeError("Guard needs issuer and audience, or a policy")
+        policy = policy_from(
+            policy,
+            "Guard",
+            issuer=issuer,
+            audience=audience,
+            algorithms=algorithms,
+            leeway=leeway,
+            # typ's default is a value (None turns the check off): with a policy, only another
+            # value counts as given. Both defaults are Policy.for_access_tokens's.
+            typ=typ if policy is None or typ != "at+jwt" else None,
+            require=require if require is not None or policy is not None else ACCESS_TOKEN_CLAIMS,
+            max_age=max_age,
+            max_token_bytes=max_token_bytes,
+            clock=clock,
+        )
+        if type(policy.issuer) is not str or policy.audience is None:
+            raise InvalidPolicy(
+                "a Guard verifies one issuer's tokens for its audience: the policy needs an "
+                "issuer (one string) and an audience",
+                code=ERR_POLICY_ISSUER if type(policy.issuer) is not str else ERR_POLICY_AUDIENCE,
+            )
+        issuer = policy.issuer
         if jwks is None and keys is None:
             jwks = RemoteJWKS(jwks_url) if jwks_url is not None else RemoteJWKS(issuer=issuer)
         self.issuer = issuer
@@ -108,20 +140,12 @@ class Guard:
         self.realm = realm if realm is not None else issuer
         self._verifier = Verifier(
             keys if keys is not None else KeySet(()),
-            algorithms=algorithms,
-            issuer=issuer,
-            audience=audience,
-            typ=typ,
-            leeway=leeway,
-            max_age=max_age,
-            require=require,
+            policy,
             cache_size=cache_size,
-            max_token_bytes=max_token_bytes,
             is_revoked=revocation.is_revoked if revocation is not None else None,
-            clock=clock,
         )
         self.jwks = jwks
-        self._clock = clock
+        self._clock = policy.clock
         if dpop_nonces is not None:
             dpop = dataclasses.replace(dpop or ProofPolicy(), check_nonce=dpop_nonces.accepts)
         self.dpop_nonces = dpop_nonces
@@ -184,6 +208,11 @@ class Guard:
             with contextlib.suppress(StopIteration, KeyError, RuntimeError):
                 del cache[next(iter(cache))]  # FIFO, as the Verifier's cache
         cache[authorization] = (token, claims)
+
+    @property
+    def policy(self) -> Policy:
+        """The verification policy (issuer, audience, typ, required claims...)."""
+        return self._verifier.policy
 
     @property
     def verifier(self) -> Verifier:

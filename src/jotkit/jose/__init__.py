@@ -8,6 +8,7 @@ from jotkit.jose.errors import (
     ExpiredToken,
     InvalidClaim,
     InvalidKey,
+    InvalidPolicy,
     InvalidSignature,
     JoseError,
     KeyMismatch,
@@ -20,6 +21,7 @@ from jotkit.jose.errors import (
 )
 from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
+from jotkit.jose.policy import Policy
 from jotkit.jose.verifier import Verifier
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "ExpiredToken",
     "InvalidClaim",
     "InvalidKey",
+    "InvalidPolicy",
     "InvalidSignature",
     "JoseError",
     "Key",
@@ -35,6 +38,7 @@ __all__ = [
     "KeySet",
     "MalformedToken",
     "NotYetValid",
+    "Policy",
     "RevokedToken",
     "TokenTooLarge",
     "UnsupportedAlgorithm",

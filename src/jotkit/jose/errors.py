@@ -45,12 +45,14 @@ from jotkit.codes import (
     ERR_JWT_MISSING_SUB,
     ERR_JWT_NOT_YET_VALID,
     ERR_JWT_REVOKED,
+    ERR_POLICY_INVALID,
 )
 
 __all__ = [
     "ExpiredToken",
     "InvalidClaim",
     "InvalidKey",
+    "InvalidPolicy",
     "InvalidSignature",
     "JoseError",
     "KeyMismatch",
@@ -184,3 +186,11 @@ class RevokedToken(JoseError):
     """A revocation hook rejected the token (its ``jti``, its session or its user)."""
 
     code = ERR_JWT_REVOKED
+
+
+class InvalidPolicy(JoseError, ValueError):
+    """A verification ``Policy`` (or the keywords that build one) is unusable: an unknown
+    algorithm, a negative leeway, an audience of the wrong type... Raised when the policy is
+    built, never by a token; ``code`` names the field (``ERR_POLICY_LEEWAY``)."""
+
+    code = ERR_POLICY_INVALID

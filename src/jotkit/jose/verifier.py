@@ -9,19 +9,17 @@ and the revocation hook. Memory is bounded by ``cache_size`` entries.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from jotkit.jose.claims import REQUIRE_EXP, numeric_date
+from jotkit.jose.claims import numeric_date
 from jotkit.jose.errors import JoseError, MalformedToken, RevokedToken
-from jotkit.jose.jws import DEFAULT_MAX_TOKEN_BYTES
 from jotkit.jose.jwt import verify as _verify_jwt
 from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
+from jotkit.jose.policy import Policy, policy_from
 
 __all__ = ["RevocationCheck", "Verifier"]
 
@@ -31,37 +29,15 @@ RevocationCheck = Callable[[Mapping[str, Any]], bool]
 _INFINITY = float("inf")
 
 
-def _required(require: Collection[str]) -> tuple[str, ...]:
-    """``require`` as a tuple; ("exp",) as the shared REQUIRE_EXP, which validate checks
-    without a loop."""
-    names = (require,) if isinstance(require, str) else tuple(require)
-    return REQUIRE_EXP if names == REQUIRE_EXP else names
-
-
 def _is_nested(claims: dict[str, Any]) -> bool:
     return any(type(value) is list or type(value) is dict for value in claims.values())
-
-
-@dataclass(frozen=True, slots=True)
-class _Policy:
-    """What a Verifier checks besides the signature; the jwt.verify keywords, frozen."""
-
-    algorithms: frozenset[str] | None
-    issuer: str | frozenset[str] | None
-    audience: str | frozenset[str] | None
-    subject: str | None
-    typ: str | None
-    leeway: float
-    max_age: float | None
-    require: tuple[str, ...]
-    max_token_bytes: int
 
 
 class Verifier:
     """Verify JWTs against fixed keys and one policy, caching what has been verified.
 
-    The keywords mean what they mean for ``jwt.verify``. ``is_revoked`` runs on every call,
-    cached or not. ``clock`` returns the current time in seconds since the epoch.
+    The policy is a ``Policy``, or its keywords (``clock`` included). ``is_revoked`` runs on
+    every call, cached or not; ``cache_size`` bounds the cache.
     """
 
     __slots__ = (
@@ -76,43 +52,42 @@ class Verifier:
     def __init__(
         self,
         keys: Key | KeySet,
+        policy: Policy | None = None,
         *,
         algorithms: Collection[str] | None = None,
         issuer: str | Collection[str] | None = None,
         audience: str | Collection[str] | None = None,
         subject: str | None = None,
         typ: str | None = None,
-        leeway: float = 0,
+        leeway: float | None = None,
         max_age: float | None = None,
-        require: Collection[str] = REQUIRE_EXP,
+        require: Collection[str] | None = None,
         cache_size: int = 4096,
-        max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
+        max_token_bytes: int | None = None,
         is_revoked: RevocationCheck | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        """Fix the keys and the policy; nothing about them is read from tokens."""
+        """Fix the keys and the policy (``policy``, or one built from the keywords, which
+        are Policy's: not both); nothing about them is read from tokens."""
         if not isinstance(keys, Key | KeySet):
             raise TypeError("keys must be a Key or a KeySet")
         self._keys = keys
-        self._policy = _Policy(
-            algorithms=(
-                frozenset((algorithms,) if isinstance(algorithms, str) else algorithms)
-                if algorithms is not None
-                else None
-            ),
-            issuer=issuer if issuer is None or isinstance(issuer, str) else frozenset(issuer),
-            audience=(
-                audience if audience is None or isinstance(audience, str) else frozenset(audience)
-            ),
+        self._policy = policy_from(
+            policy,
+            "Verifier",
+            algorithms=algorithms,
+            issuer=issuer,
+            audience=audience,
             subject=subject,
             typ=typ,
             leeway=leeway,
             max_age=max_age,
-            require=_required(require),
+            require=require,
             max_token_bytes=max_token_bytes,
+            clock=clock,
         )
         self._is_revoked = is_revoked
-        self._clock = clock
+        self._clock = self._policy.clock  # read on every cache hit: one attribute, not two
         self._cache_size = max(0, cache_size)
         # token text -> (claims, valid_from, valid_until, JSON or None): the time window in
         # which the cached verdict holds (leeway applied), and for claims holding nested
@@ -121,7 +96,7 @@ class Verifier:
         self._cache: dict[str, tuple[dict[str, Any], float, float, bytes | None]] = {}
 
     @property
-    def policy(self) -> _Policy:
+    def policy(self) -> Policy:
         """The verification policy (read-only: a new policy is a new Verifier)."""
         return self._policy
 
@@ -169,20 +144,7 @@ class Verifier:
     def _verify_fully(self, token: Any) -> dict[str, Any]:
         policy = self._policy
         try:
-            claims = _verify_jwt(
-                token,
-                self._keys,
-                algorithms=policy.algorithms,
-                issuer=policy.issuer,
-                audience=policy.audience,
-                subject=policy.subject,
-                typ=policy.typ,
-                leeway=policy.leeway,
-                max_age=policy.max_age,
-                require=policy.require,
-                now=self._clock(),
-                max_token_bytes=policy.max_token_bytes,
-            )
+            claims = _verify_jwt(token, self._keys, policy, now=self._clock())
             if self._is_revoked is not None and self._is_revoked(claims):
                 raise RevokedToken("token has been revoked")
         except JoseError:
