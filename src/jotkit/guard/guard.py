@@ -18,7 +18,14 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from jotkit.codes import ERR_DPOP_HTU, ERR_DPOP_MISSING, ERR_DPOP_MULTIPLE, ERR_DPOP_REPLAYED
+from jotkit.codes import (
+    ERR_DPOP_HTU,
+    ERR_DPOP_MISSING,
+    ERR_DPOP_MULTIPLE,
+    ERR_DPOP_REPLAYED,
+    ERR_POLICY_AUDIENCE,
+    ERR_POLICY_ISSUER,
+)
 from jotkit.guard.bearer import dpop_token, request_token
 from jotkit.guard.errors import Challenge, challenge
 from jotkit.guard.jwks import RemoteJWKS
@@ -37,8 +44,6 @@ from jotkit.jose.keys import Key
 from jotkit.jose.keyset import KeySet
 from jotkit.jose.policy import (
     ACCESS_TOKEN_CLAIMS,
-    ERR_POLICY_AUDIENCE,
-    ERR_POLICY_ISSUER,
     Policy,
     policy_from,
 )
