@@ -14,6 +14,7 @@ from _issuer import make_token
 
 from jotkit import Key
 from jotkit.guard import Guard
+from jotkit.jose.dpop import DEFAULT_DPOP_ALGORITHMS
 from jotkit.revocation import Revocation, RevocationSet
 
 ISSUER = "https://auth.example.test"
@@ -82,6 +83,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# No credentials: both schemes the guard takes (RFC 6750 §3.1, RFC 9449 §7.1).
+BOTH_CHALLENGES = (
+    f'Bearer realm="{ISSUER}", DPoP realm="{ISSUER}", algs="{" ".join(DEFAULT_DPOP_ALGORITHMS)}"'
+)
+
+
 def test_valid_token_reaches_the_view(protected: str, key: Key) -> None:
     answer = httpx.get(protected + "/me", headers=bearer(make_token(key, ISSUER)))
     assert answer.status_code == 200
@@ -91,7 +98,7 @@ def test_valid_token_reaches_the_view(protected: str, key: Key) -> None:
 def test_no_credentials_is_bare_401_challenge(protected: str) -> None:
     answer = httpx.get(protected + "/me")
     assert answer.status_code == 401
-    assert answer.headers["WWW-Authenticate"] == f'Bearer realm="{ISSUER}"'
+    assert answer.headers["WWW-Authenticate"] == BOTH_CHALLENGES
     assert answer.json()["error"] == "missing_token"
 
 
@@ -190,7 +197,7 @@ def test_fastapi_without_error_handler_keeps_status_and_challenge(guard: Guard) 
     with serve_asgi(fastapi_app(guard, with_handler=False)) as url:
         answer = httpx.get(url + "/me")
     assert answer.status_code == 401
-    assert answer.headers["WWW-Authenticate"] == f'Bearer realm="{ISSUER}"'
+    assert answer.headers["WWW-Authenticate"] == BOTH_CHALLENGES
     assert "detail" in answer.json()
 
 
@@ -225,7 +232,7 @@ def test_django_test_client_cases(guard: Guard, key: Key) -> None:
         assert ok.json() == {"sub": "user-1", "scope": ["read", "write"]}
         missing = client.get(prefix + "/me")
         assert missing.status_code == 401
-        assert missing["WWW-Authenticate"] == f'Bearer realm="{ISSUER}"'
+        assert missing["WWW-Authenticate"] == BOTH_CHALLENGES
         bad = client.get(prefix + "/me", headers={"Authorization": "Bearer a.b.c"})
         assert bad.status_code == 401
         assert bad.json()["error"] == "invalid_token"

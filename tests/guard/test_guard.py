@@ -26,6 +26,7 @@ from jotkit.guard import (
     bearer_token,
     challenge,
 )
+from jotkit.jose.dpop import DEFAULT_DPOP_ALGORITHMS
 from jotkit.revocation import FeedStale, Revocation, RevocationSet, SetFull
 
 ISSUER = "https://auth.example.test"
@@ -327,7 +328,10 @@ def test_granted_scopes_pass(key: Key) -> None:
 def test_missing_credentials_challenge_has_no_error(key: Key) -> None:
     answer = make_guard(key).challenge(MissingCredentials("none"))
     assert answer.status == 401
-    assert answer.www_authenticate == f'Bearer realm="{ISSUER}"'
+    assert answer.www_authenticate == (
+        f'Bearer realm="{ISSUER}", '
+        f'DPoP realm="{ISSUER}", algs="{" ".join(DEFAULT_DPOP_ALGORITHMS)}"'
+    )
     assert answer.body["error"] == "missing_token"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jotkit import Key, jwt
+from jotkit.jose.dpop import DEFAULT_DPOP_ALGORITHMS
 from servers import ServerProcess, start_server
 
 
@@ -191,7 +192,11 @@ def test_me_without_bearer_credentials_is_401_with_a_bare_challenge(
     # RFC 6750 §3.1: no error code in the challenge when the request had no credentials.
     answer = server.client.get("/me", headers={"Authorization": header} if header else {})
     assert_error(answer, 401, "missing_token")
-    assert answer.headers["www-authenticate"] == 'Bearer realm="jotkit"'
+    # ...and the server's endpoints take DPoP too (RFC 9449 §7.1).
+    algs = " ".join(DEFAULT_DPOP_ALGORITHMS)
+    assert answer.headers["www-authenticate"] == (
+        f'Bearer realm="jotkit", DPoP realm="jotkit", algs="{algs}"'
+    )
 
 
 @pytest.mark.parametrize("header", ["Bearer", "Bearer a b", "bearer  x", "Bearer a,b"])

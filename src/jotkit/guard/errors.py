@@ -141,6 +141,10 @@ def challenge(
         headers["Retry-After"] = _RETRY_AFTER_SECONDS
     else:
         www_authenticate = "Bearer " + ", ".join(params)
+        if rule.error is None and dpop_algs:
+            # No credentials at all: offer both schemes this resource takes (RFC 9110 §11.6.1
+            # allows several challenges; RFC 9449 §7.1 names DPoP's with its algs).
+            www_authenticate += f', DPoP realm="{_quoted(realm)}", algs="{_quoted(dpop_algs)}"'
         headers["WWW-Authenticate"] = www_authenticate
     body: dict[str, Any] = {
         "error": rule.body_error,
