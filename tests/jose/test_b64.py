@@ -109,16 +109,28 @@ def test_a_segment_of_length_one_mod_four_is_refused(which: str) -> None:
 
 # -- JWK members ---------------------------------------------------------------------------
 
+_RSA_MEMBERS = ("n", "d", "p", "q", "dp", "dq", "qi")
+
+
+def _rsa_jwk_with_unused_bits() -> dict[str, str]:
+    # RSA members are minimal big-endian integers (RFC 7518 §6.3): one whose byte length is a
+    # multiple of 3 (d with a leading zero byte, ~1 key in 256) has no unused bits to respell.
+    while True:
+        jwk = Key.generate("RS256").to_jwk(private=True)
+        if all(len(jwk[name]) % 4 in (2, 3) for name in _RSA_MEMBERS):
+            return jwk
+
+
 _PRIVATE_JWKS = {
     "oct": Key.from_secret(b"s" * 32).to_jwk(private=True),
-    "RSA": Key.generate("RS256").to_jwk(private=True),
+    "RSA": _rsa_jwk_with_unused_bits(),
     "EC": Key.generate("ES256").to_jwk(private=True),
     "OKP": Key.generate("Ed25519").to_jwk(private=True),
 }
 # Every base64url member whose length leaves unused bits (RSA "e" = "AQAB" has none).
 _MEMBERS = [
     ("oct", "k"),
-    *(("RSA", name) for name in ("n", "d", "p", "q", "dp", "dq", "qi")),
+    *(("RSA", name) for name in _RSA_MEMBERS),
     *(("EC", name) for name in ("x", "y", "d")),
     *(("OKP", name) for name in ("x", "d")),
 ]
