@@ -38,6 +38,29 @@ def test_memory_cache_is_bounded_and_drops_expired_first() -> None:
     assert len(cache) == 1  # a, b, c, d had expired: all dropped on the way
 
 
+def test_memory_cache_prunes_expired_entries_at_most_every_second_and_when_full() -> None:
+    clock = Clock()
+    cache = MemoryReplayCache(max_entries=4, clock=clock)
+
+    def use(name: str, at: float) -> bool:
+        clock.now = at
+        return cache.first_use(name, 1)
+
+    assert use("a", 0)  # prunes (nothing); the next prune is due at 1.0
+    assert use("b", 0.5)
+    assert use("c", 1.2)  # due: "a" (expired at 1.0) dropped
+    assert len(cache) == 2
+    assert use("d", 1.6)  # not due before 2.2: "b" (expired at 1.5) stays, harmlessly...
+    assert len(cache) == 3
+    assert use("b", 1.7)  # ...a jti past its window is accepted again, as it must be
+    assert not use("b", 1.8)
+    assert use("e", 1.8)
+    assert len(cache) == 4
+    assert use("f", 1.9)  # full: prunes at once, the oldest live entry ("c") goes
+    assert len(cache) == 4
+    assert use("c", 1.95)
+
+
 def _redis() -> redis.Redis:
     return redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=2)
 

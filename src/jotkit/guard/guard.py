@@ -156,6 +156,7 @@ class Guard:
         self.dpop_nonces = dpop_nonces
         self._proofs = ProofChecker(dpop)
         self.dpop_algs = " ".join(self._proofs.policy.algorithms)
+        self._replay_ttl = self._proofs.policy.replay_ttl_seconds
         if isinstance(dpop_replay, str):
             dpop_replay = RedisReplayCache(dpop_replay)
         self.dpop_replay: ReplayCache = (
@@ -403,8 +404,7 @@ class Guard:
             proof, method=method, url=url, now=self._clock(), access_token=token, jkt=claims.jkt
         )
         # Keyed by the key too: one client's jti cannot block another's.
-        ttl = self._proofs.policy.replay_ttl_seconds
-        if not self.dpop_replay.first_use(f"{checked.jkt}:{checked.jti}", ttl):
+        if not self.dpop_replay.first_use(f"{checked.jkt}:{checked.jti}", self._replay_ttl):
             raise DPoPError(
                 "this DPoP proof was already used (jti replayed)", code=ERR_DPOP_REPLAYED
             )

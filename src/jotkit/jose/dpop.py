@@ -266,7 +266,8 @@ class ProofChecker:
         policy = self.policy
         if type(proof) is not str or len(proof) > policy.max_proof_bytes or not proof.isascii():
             raise DPoPError("the DPoP header is not a compact JWS", code=ERR_DPOP_MALFORMED)
-        header_segment = proof.partition(".")[0]
+        dot = proof.find(".")
+        header_segment = proof[:dot] if dot > 0 else proof  # no dot: refused below
         cached = self._keys.get(header_segment)
         if cached is None:
             try:
@@ -314,8 +315,10 @@ class ProofChecker:
         if claims.get("htm") != method:
             raise DPoPError(f"htm does not match the request method {method}", code=ERR_DPOP_HTM)
         htu = claims.get("htu")
-        if type(htu) is not str or _memo(self._urls, htu, normalize_htu) != _memo(
-            self._urls, url, normalize_htu
+        # The same text is the same URI; only a different spelling needs normalising.
+        if type(htu) is not str or (
+            htu != url
+            and _memo(self._urls, htu, normalize_htu) != _memo(self._urls, url, normalize_htu)
         ):
             raise DPoPError("htu does not match the request URL", code=ERR_DPOP_HTU)
         iat = claims.get("iat")

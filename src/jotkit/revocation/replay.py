@@ -34,6 +34,9 @@ class ReplayCache(Protocol):
         """Record ``key`` for ``ttl_seconds``; True if it was not already recorded."""
 
 
+_PRUNE_SECONDS = 1.0
+
+
 class MemoryReplayCache:
     """In-process replay cache, bounded to ``max_entries``.
 
@@ -53,6 +56,7 @@ class MemoryReplayCache:
         self._clock = clock
         self._expiry: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._next_prune = 0.0
 
     def __len__(self) -> int:
         return len(self._expiry)
@@ -67,11 +71,15 @@ class MemoryReplayCache:
                 return False
             if seen is not None:
                 del entries[key]
-            while entries:
-                oldest = next(iter(entries))
-                if entries[oldest] > now and len(entries) < self.max_entries:
-                    break
-                del entries[oldest]  # expired, or the cache is full
+            # An expired entry left in place is harmless (``seen > now`` above), so expired
+            # ones are dropped at most every _PRUNE_SECONDS, and at once when the cache is full.
+            if now >= self._next_prune or len(entries) >= self.max_entries:
+                self._next_prune = now + _PRUNE_SECONDS
+                while entries:
+                    oldest = next(iter(entries))
+                    if entries[oldest] > now and len(entries) < self.max_entries:
+                        break
+                    del entries[oldest]  # expired, or the cache is full
             entries[key] = now + ttl_seconds
         return True
 
