@@ -33,7 +33,7 @@ from jotkit.server.passwords import Passwords
 from jotkit.server.settings import Settings
 from jotkit.server.successors import open_successor, seal_successor
 from jotkit.server.throttling import LoginCounters, StoreCounters
-from jotkit.store import Conflict, Family, Store, User
+from jotkit.store import Conflict, Family, Rotation, Store, User
 
 __all__ = ["ACCESS_COOKIE", "AuthService", "TokenPair", "hash_refresh_token"]
 
@@ -132,6 +132,16 @@ class AuthService:
         self.keyring.reload()
         if self.keyring.jwks_json != before:
             self.verifier.keys = self.keyring.verification_keys
+
+    def _theft(self, rotation: Rotation, event: str, address: str) -> None:
+        """Count and audit a refresh that revoked its session as stolen."""
+        self.metrics.inc("jotkit_refresh_reuse_detected_total")
+        _audit(
+            event,
+            user=rotation.user and rotation.user.id,
+            sid=rotation.family and rotation.family.id,
+            address=address,
+        )
 
     def _forget_after(self, now: float) -> float:
         return now + self.settings.access_ttl_seconds + self.settings.clock_skew_seconds
@@ -287,29 +297,15 @@ class AuthService:
         if rotation.revocation is not None:
             self._published([rotation.revocation])
         if rotation.outcome == "reused":
-            self.metrics.inc("jotkit_refresh_reuse_detected_total")
-            family = rotation.family
-            _audit(
-                "refresh_reuse_detected",
-                user=rotation.user and rotation.user.id,
-                sid=family and family.id,
-                address=address,
-            )
+            self._theft(rotation, "refresh_reuse_detected", address)
             raise ApiError(
                 "invalid_grant",
                 "refresh token already used: the session is revoked (possible token theft)",
             )
         if rotation.outcome == "key_mismatch":
-            # The same theft signal as a reuse, on the same audit path: the refresh token
-            # left the client that holds the session's key.
-            self.metrics.inc("jotkit_refresh_reuse_detected_total")
-            family = rotation.family
-            _audit(
-                "refresh_dpop_key_mismatch",
-                user=rotation.user and rotation.user.id,
-                sid=family and family.id,
-                address=address,
-            )
+            # The same theft signal as a reuse: the refresh token left the client that holds
+            # the session's key.
+            self._theft(rotation, "refresh_dpop_key_mismatch", address)
             raise ApiError(
                 "invalid_dpop_proof",
                 "this session is bound to another DPoP key (or needs a DPoP proof): the "
