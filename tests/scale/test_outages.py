@@ -25,6 +25,7 @@ import httpx
 import pytest
 from _deployment import Deployment, PrivatePostgres, start_deployment
 
+from jotkit.store.engine import POOL_TIMEOUT_SECONDS
 from servers import DEADLINE_SECONDS, ResourceServer, launch, wait_up
 
 STALENESS_SECONDS = 3.0
@@ -160,9 +161,13 @@ def test_postgres_outage(stack: Stack) -> None:
     pair = stack.login()
     stack.postgres.stop()
     try:
+        started = time.monotonic()
+        refused = stack.refresh(pair["refresh_token"])
+        # At once, with the connect's error: not after waiting out a pool's timeout.
+        assert time.monotonic() - started < POOL_TIMEOUT_SECONDS
         for answer in (
             stack.post("/login", {"email": stack.email, "password": stack.password}),
-            stack.refresh(pair["refresh_token"]),
+            refused,
         ):
             assert answer.status_code == 503, answer.text
             assert answer.json() == {

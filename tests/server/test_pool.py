@@ -41,7 +41,7 @@ def test_a_connection_dropped_while_idle_is_replaced(
     try:
         first = _backend_pid(store)
         _terminate(first)
-        monkeypatch.setattr(engine_module, "_PING_IDLE_SECONDS", 0.0)  # "idle long enough"
+        monkeypatch.setattr(engine_module, "PING_IDLE_SECONDS", 0.0)  # "idle long enough"
         assert store.user_count() == 0  # pinged, found dead, replaced: the caller never knew
         assert _backend_pid(store) != first
     finally:

@@ -12,12 +12,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from jotkit.revocation import Revocation
-from jotkit.store import Conflict, Rotation, Store
+from jotkit.store import Conflict, Presented, Rotation, Store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,35 +53,41 @@ def test_rotation_spends_the_token_and_replay_revokes_the_family(store: Store) -
     _, sid = _family(store)
     now = time.time()
     first = store.rotate(
-        "h0",
-        "h1",
-        sealed_successor=b"sealed h1",
-        now=now,
-        idle_ttl=60,
-        grace=0,
-        forget_after=now + 60,
+        Presented(
+            "h0",
+            "h1",
+            sealed_successor=b"sealed h1",
+            now=now,
+            idle_ttl=60,
+            grace=0,
+            forget_after=now + 60,
+        )
     )
     assert first.outcome == "ok"
     replay = store.rotate(
-        "h0",
-        "h2",
-        sealed_successor=b"sealed h2",
-        now=now + 1,
-        idle_ttl=60,
-        grace=0,
-        forget_after=now + 60,
+        Presented(
+            "h0",
+            "h2",
+            sealed_successor=b"sealed h2",
+            now=now + 1,
+            idle_ttl=60,
+            grace=0,
+            forget_after=now + 60,
+        )
     )
     assert replay.outcome == "reused"
     assert replay.revocation is not None and replay.revocation.value == sid
     assert replay.revocation.cursor > 0
     after = store.rotate(
-        "h1",
-        "h3",
-        sealed_successor=b"sealed h3",
-        now=now + 2,
-        idle_ttl=60,
-        grace=0,
-        forget_after=now + 60,
+        Presented(
+            "h1",
+            "h3",
+            sealed_successor=b"sealed h3",
+            now=now + 2,
+            idle_ttl=60,
+            grace=0,
+            forget_after=now + 60,
+        )
     )
     assert after.outcome == "revoked"
 
@@ -89,34 +96,40 @@ def test_the_previous_token_within_the_grace_gets_the_current_one_sealed(store: 
     _family(store)
     now = time.time()
     store.rotate(
-        "h0",
-        "h1",
-        sealed_successor=b"sealed h1",
-        now=now,
-        idle_ttl=60,
-        grace=5,
-        forget_after=now + 60,
+        Presented(
+            "h0",
+            "h1",
+            sealed_successor=b"sealed h1",
+            now=now,
+            idle_ttl=60,
+            grace=5,
+            forget_after=now + 60,
+        )
     )
     late = store.rotate(
-        "h0",
-        "h2",
-        sealed_successor=b"sealed h2",
-        now=now + 1,
-        idle_ttl=60,
-        grace=5,
-        forget_after=now + 60,
+        Presented(
+            "h0",
+            "h2",
+            sealed_successor=b"sealed h2",
+            now=now + 1,
+            idle_ttl=60,
+            grace=5,
+            forget_after=now + 60,
+        )
     )
     assert late.outcome == "previous" and late.revocation is None
     assert late.sealed_successor == b"sealed h1"
     assert (
         store.rotate(
-            "h1",
-            "h3",
-            sealed_successor=b"sealed h3",
-            now=now + 2,
-            idle_ttl=60,
-            grace=5,
-            forget_after=now,
+            Presented(
+                "h1",
+                "h3",
+                sealed_successor=b"sealed h3",
+                now=now + 2,
+                idle_ttl=60,
+                grace=5,
+                forget_after=now,
+            )
         ).outcome
         == "ok"
     )
@@ -126,13 +139,15 @@ def test_an_expired_refresh_token_is_refused(store: Store) -> None:
     _family(store)
     later = time.time() + 61
     assert store.rotate(
-        "h0",
-        "h1",
-        sealed_successor=b"sealed h1",
-        now=later,
-        idle_ttl=60,
-        grace=0,
-        forget_after=later,
+        Presented(
+            "h0",
+            "h1",
+            sealed_successor=b"sealed h1",
+            now=later,
+            idle_ttl=60,
+            grace=0,
+            forget_after=later,
+        )
     ).outcome == ("expired")
 
 
@@ -149,13 +164,15 @@ def test_concurrent_rotations_of_one_token_let_exactly_one_through(
         barrier.wait()
         now = time.time()
         result = store.rotate(
-            "h0",
-            f"next-{index}",
-            sealed_successor=f"sealed next-{index}".encode(),
-            now=now,
-            idle_ttl=60,
-            grace=grace,
-            forget_after=now + 60,
+            Presented(
+                "h0",
+                f"next-{index}",
+                sealed_successor=f"sealed next-{index}".encode(),
+                now=now,
+                idle_ttl=60,
+                grace=grace,
+                forget_after=now + 60,
+            )
         )
         results.append(result)
 
@@ -263,9 +280,9 @@ def test_sessions_of_the_first_schema_rotate_after_the_upgrade(store: Store) -> 
     _first_schema_family(store)
     store.migrate()
     now = time.time()
-    rotate = functools.partial(store.rotate, now=now, idle_ttl=60, grace=5, forget_after=now)
-    assert rotate("h0", "h1", sealed_successor=b"sealed h1").outcome == "ok"
-    assert rotate("h0", "h2", sealed_successor=b"sealed h2").outcome == "previous"
+    presented = functools.partial(Presented, now=now, idle_ttl=60, grace=5, forget_after=now)
+    assert store.rotate(presented("h0", "h1", sealed_successor=b"sealed h1")).outcome == "ok"
+    assert store.rotate(presented("h0", "h2", b"sealed h2")).outcome == "previous"
 
 
 def test_an_unreachable_database_raises_a_store_error() -> None:
@@ -283,13 +300,15 @@ def test_a_session_was_last_used_at_its_newest_refresh(store: Store) -> None:
     assert created.id == sid and created.last_used_at == created.created_at
     later = created.created_at + 5
     store.rotate(
-        "h0",
-        "h1",
-        sealed_successor=b"sealed h1",
-        now=later,
-        idle_ttl=60,
-        grace=0,
-        forget_after=later + 60,
+        Presented(
+            "h0",
+            "h1",
+            sealed_successor=b"sealed h1",
+            now=later,
+            idle_ttl=60,
+            grace=0,
+            forget_after=later + 60,
+        )
     )
     assert store.sessions(user_id, now=later)[0].last_used_at == later
 
@@ -359,7 +378,11 @@ def test_a_bound_family_rotated_with_another_key_is_revoked(store: Store) -> Non
         user, token_hash="h0", now=time.time(), idle_ttl=60, absolute_ttl=600, dpop_jkt="jkt-a"
     )
     now = time.time()
-    rotate = functools.partial(store.rotate, now=now, idle_ttl=60, grace=0, forget_after=now)
+    presented = functools.partial(Presented, now=now, idle_ttl=60, grace=0, forget_after=now)
+
+    def rotate(*args: Any, **kwargs: Any) -> Rotation:
+        return store.rotate(presented(*args, **kwargs))
+
     assert rotate("h0", "h1", sealed_successor=b"s", dpop_jkt="jkt-a").outcome == "ok"
     stolen = rotate("h1", "h2", sealed_successor=b"s", dpop_jkt="jkt-b")
     assert stolen.outcome == "key_mismatch" and stolen.revocation is not None
@@ -371,15 +394,17 @@ def test_an_unbound_family_is_refused_where_bearer_is_not_allowed(store: Store) 
     _family(store)
     now = time.time()
     refused = store.rotate(
-        "h0",
-        "h1",
-        sealed_successor=b"s",
-        now=now,
-        idle_ttl=60,
-        grace=0,
-        forget_after=now,
-        dpop_jkt="jkt-a",
-        bearer_allowed=False,
+        Presented(
+            "h0",
+            "h1",
+            sealed_successor=b"s",
+            now=now,
+            idle_ttl=60,
+            grace=0,
+            forget_after=now,
+            dpop_jkt="jkt-a",
+            bearer_allowed=False,
+        )
     )
     assert refused.outcome == "unbound" and refused.revocation is None
 
@@ -403,7 +428,15 @@ def test_a_link_lost_during_the_one_statement_rotation_is_an_outcome_unknown(
         now = time.time()
         try:
             store.rotate(
-                "h0", "h1", sealed_successor=b"s", now=now, idle_ttl=60, grace=0, forget_after=now
+                Presented(
+                    "h0",
+                    "h1",
+                    sealed_successor=b"s",
+                    now=now,
+                    idle_ttl=60,
+                    grace=0,
+                    forget_after=now,
+                )
             )
         except StoreError as exc:
             failed.append(exc)

@@ -168,6 +168,7 @@ def create_app(
         if ready is None:
             ready = await asyncio.to_thread(build_service, settings, migrate=worker is None)
         ready.feed.http.attach(asyncio.get_running_loop())
+        ready.store.open_on_loop()
         app.state.service = ready
         app.state.worker = worker or 0
         tasks = [asyncio.create_task(_upkeep(ready)), asyncio.create_task(_follow_store(ready))]
@@ -195,6 +196,7 @@ def create_app(
                 await asyncio.to_thread(follower.close)
             if notices is not None:
                 await asyncio.to_thread(notices.close)
+            await ready.store.close_on_loop()
             ready.feed.close()
             ready.login_counters.close()
             if isinstance(ready.proofs.replay, RedisReplayCache):

@@ -246,11 +246,15 @@ async def refresh(request: Request, service: Service) -> JsonResponse:
     if service.store.dialect == "sqlite" and service.settings.workers == 1:
         # The embedded store has one writer at a time and no network wait: running the
         # rotation (~0.35 ms) on the event loop beats a thread pool hop, which cost ~0.2 ms
-        # more per refresh (benchmarks/bench_server.py, refresh/s). PostgreSQL waits on the
-        # network, and under --workers SQLite may wait for another process's write lock:
-        # there the loop stays free.
+        # more per refresh (benchmarks/bench_server.py, refresh/s).
         pair = service.refresh(token, address=address, dpop=dpop)
+    elif service.store.on_loop is not None and not dpop:
+        # PostgreSQL: the rotation's one statement is awaited on the loop; the thread hop
+        # around it cost more CPU than the statement (store/loop.py, bench_scale.py).
+        pair = await service.refresh_on_loop(token, address=address)
     else:
+        # A DPoP proof's jti is written by blocking I/O; under --workers SQLite may wait for
+        # another process's write lock: there the loop stays free.
         pair = await run_in_threadpool(service.refresh, token, address=address, dpop=dpop)
     return _token_answer(service, pair)
 

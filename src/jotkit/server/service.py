@@ -7,6 +7,7 @@ Every change reaches the store first (durable, in one transaction), then the fee
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -33,7 +34,7 @@ from jotkit.server.passwords import Passwords
 from jotkit.server.settings import Settings
 from jotkit.server.successors import open_successor, seal_successor
 from jotkit.server.throttling import LoginCounters, StoreCounters
-from jotkit.store import Conflict, Family, Rotation, Store, User
+from jotkit.store import Conflict, Family, Presented, Rotation, Store, User
 
 __all__ = ["ACCESS_COOKIE", "AuthService", "TokenPair", "hash_refresh_token"]
 
@@ -78,6 +79,18 @@ class TokenPair:
             "expires_in": self.expires_in,
             "refresh_token": self.refresh_token,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """A refresh under way: what was presented, and what is ready for its answer."""
+
+    refresh_token: str
+    dpop: Sequence[str]
+    presented: Presented
+    key: Key
+    successor: str
+    proofless_required: bool
 
 
 class AuthService:
@@ -276,6 +289,20 @@ class AuthService:
         or none is revoked like a replay (RFC 9449 §5, docs/dpop.md). A session that was
         not bound at login stays a bearer session (or is refused when DPoP is required).
         """
+        attempt = self._attempt(refresh_token, dpop)
+        return self._rotated(attempt, self.store.rotate(attempt.presented), address)
+
+    async def refresh_on_loop(self, refresh_token: str, *, address: str) -> TokenPair:
+        """``refresh`` for a request without DPoP headers, its common case awaited on the
+        event loop (``Store.rotate_on_loop``, PostgreSQL); any other outcome is judged in a
+        worker thread, as ``refresh`` does."""
+        attempt = self._attempt(refresh_token, ())
+        rotation = await self.store.rotate_on_loop(attempt.presented)
+        if rotation is None:
+            return await asyncio.to_thread(self._judged, attempt, address)
+        return self._rotated(attempt, rotation, address)
+
+    def _attempt(self, refresh_token: str, dpop: Sequence[str]) -> _Attempt:
         # Required mode without a proof: still judged against the session first, so that a
         # bound session's token presented without its key is revoked as in optional mode.
         proofless_required = not dpop and self.proofs.required
@@ -283,7 +310,7 @@ class AuthService:
         now = time.time()
         key = self.keyring.signing_key(now=now)  # before the spend: an error must not cost it
         successor = secrets.token_urlsafe(32)
-        rotation = self.store.rotate(
+        presented = Presented(
             hash_refresh_token(refresh_token),
             hash_refresh_token(successor),
             sealed_successor=seal_successor(refresh_token, successor),
@@ -294,6 +321,13 @@ class AuthService:
             dpop_jkt=jkt,
             bearer_allowed=not self.proofs.required,
         )
+        return _Attempt(refresh_token, dpop, presented, key, successor, proofless_required)
+
+    def _judged(self, attempt: _Attempt, address: str) -> TokenPair:
+        return self._rotated(attempt, self.store.judge(attempt.presented), address)
+
+    def _rotated(self, attempt: _Attempt, rotation: Rotation, address: str) -> TokenPair:
+        """The answer to a refresh whose token the store judged ``rotation``."""
         if rotation.revocation is not None:
             self._published([rotation.revocation])
         if rotation.outcome == "reused":
@@ -311,15 +345,17 @@ class AuthService:
                 "this session is bound to another DPoP key (or needs a DPoP proof): the "
                 "session is revoked (possible token theft)",
                 headers=self.proofs.fresh_nonce_header(),
-                detail=ERR_DPOP_MISSING if jkt is None else ERR_DPOP_JKT_MISMATCH,
+                detail=ERR_DPOP_MISSING
+                if attempt.presented.dpop_jkt is None
+                else ERR_DPOP_JKT_MISMATCH,
             )
-        if proofless_required:  # nothing was spent: a bound session is key_mismatch above
-            self._proof_key(dpop, "/token/refresh")  # raises the missing-proof refusal
-        accepted = rotation.outcome == "ok"
+        if attempt.proofless_required:  # nothing was spent: a bound session is key_mismatch above
+            self._proof_key(attempt.dpop, "/token/refresh")  # raises the missing-proof refusal
+        accepted, successor = rotation.outcome == "ok", attempt.successor
         if rotation.outcome == "previous":
             # The current token, sealed under a key only the presented token yields; a row
             # that does not open (altered) is refused like an unknown token.
-            current = open_successor(refresh_token, rotation.sealed_successor or b"")
+            current = open_successor(attempt.refresh_token, rotation.sealed_successor or b"")
             accepted, successor = current is not None, current or ""
         if not accepted or rotation.family is None or rotation.user is None:
             self.metrics.inc("jotkit_refresh_failures_total")
@@ -333,7 +369,9 @@ class AuthService:
             _audit("refresh", user=rotation.user.id, sid=rotation.family.id)
         bound = rotation.family.dpop_jkt
         return TokenPair(
-            self._access_token(rotation.user, rotation.family.id, now, key, bound),
+            self._access_token(
+                rotation.user, rotation.family.id, attempt.presented.now, attempt.key, bound
+            ),
             self.settings.access_ttl_seconds,
             successor,
             rotation.family.id,

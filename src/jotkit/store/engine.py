@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -25,15 +25,20 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
 from jotkit.codes import ERR_CONFLICT, ERR_STORE
 from jotkit.extras import require_extra
 
+if TYPE_CHECKING:
+    from jotkit.store.loop import LoopConnections
+
 __all__ = ["Conflict", "Database", "StoreError"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # A pooled connection idle longer than this is pinged (SELECT 1) before use; one in steady use
 # is not: a ping on every checkout was one more round trip on every refresh.
-_PING_IDLE_SECONDS = 5.0
+PING_IDLE_SECONDS = 5.0
 # Connections older than this are replaced, so that none outlives a server-side idle or
 # lifetime limit (PgBouncer, a cloud proxy) by much.
-_RECYCLE_SECONDS = 1800
+RECYCLE_SECONDS = 1800
+# How long a request waits for a pooled connection when every one is busy.
+POOL_TIMEOUT_SECONDS = 10.0
 
 
 class StoreError(RuntimeError):
@@ -68,6 +73,9 @@ class Database:
         connections, so a request waits in order for a thread, never for a connection.
         """
         parsed = make_url(url)
+        self._pool_connections = pool_connections
+        #: PostgreSQL connections for statements awaited on the event loop (``open_on_loop``).
+        self.on_loop: LoopConnections | None = None
         self.dialect = parsed.get_backend_name()
         if self.dialect == "postgresql" and parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -93,8 +101,8 @@ class Database:
             options.update(
                 pool_size=2 * pool_connections,
                 max_overflow=4,
-                pool_timeout=10,
-                pool_recycle=_RECYCLE_SECONDS,
+                pool_timeout=POOL_TIMEOUT_SECONDS,
+                pool_recycle=RECYCLE_SECONDS,
             )
             # A database that stops answering (a dropped route, a frozen host) must fail a
             # request within seconds, not hold it and its worker thread for ever: bound the
@@ -125,7 +133,7 @@ class Database:
 
     def _ping_if_idle(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("checked_in")
-        if idle_since is None or time.monotonic() - idle_since < _PING_IDLE_SECONDS:
+        if idle_since is None or time.monotonic() - idle_since < PING_IDLE_SECONDS:
             return
         try:
             self.engine.dialect.do_ping(dbapi_connection)
@@ -133,6 +141,26 @@ class Database:
         except Exception as exc:
             # The pool drops this connection and checks out (or opens) another.
             raise DisconnectionError(f"stale pooled connection: {type(exc).__name__}") from exc
+
+    def open_on_loop(self) -> None:
+        """Let one-statement work run on the running event loop (PostgreSQL; the server calls
+        this at start-up): ``on_loop``, up to ``pool_connections`` connections
+        (store/loop.py). SQLite has no network wait to overlap: it keeps ``on_loop`` None."""
+        if self.dialect != "postgresql" or self.on_loop is not None:
+            return
+        from jotkit.store.loop import LoopConnections  # psycopg: the postgres extra
+
+        _, connect_args = self.engine.dialect.create_connect_args(self.engine.url)
+        connect_args.pop("context", None)  # SQLAlchemy's own adapters, not libpq's
+        self.on_loop = LoopConnections(
+            {**connect_args, **self.connect_args}, size=self._pool_connections
+        )
+
+    async def close_on_loop(self) -> None:
+        """Close the event loop's connections (``open_on_loop``)."""
+        if self.on_loop is not None:
+            await self.on_loop.close()
+            self.on_loop = None
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent)."""

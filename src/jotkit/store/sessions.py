@@ -7,11 +7,13 @@ transaction, so a revoked session is never missing from the feed.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from jotkit.revocation import Revocation
 from jotkit.store.engine import Database, as_values, from_row
@@ -19,7 +21,7 @@ from jotkit.store.revocations import insert_revocations
 from jotkit.store.schema import families, refresh_tokens, users
 from jotkit.store.users import User
 
-__all__ = ["Family", "Outcome", "Rotation", "SessionStore"]
+__all__ = ["Family", "Outcome", "Presented", "Rotation", "SessionStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,30 +111,65 @@ _INSERT_REFRESH_TOKEN = insert(refresh_tokens).values(
 # rotations of one token: the UPDATE waits on the row lock, re-checks ``spent_at IS NULL`` on
 # the committed row and matches nothing, so exactly one spends it. The INSERT runs in the same
 # statement, hence the same transaction: a token is never spent without its successor stored.
-_FAMILY_COLUMNS = [column.name for column in families.c]
-_USER_COLUMNS = [column.name for column in users.c]
-# Only the schema's own column names are formatted in: no input reaches the SQL text.
-_ROTATE_IN_ONE_STATEMENT = text(
-    f"""
+_FAMILY_FIELDS = [field.name for field in dataclasses.fields(Family)]
+_USER_FIELDS = [field.name for field in dataclasses.fields(User)]
+# psycopg's own parameter style: the event loop's connections (store/loop.py) run this text
+# as it is, and the thread path through SQLAlchemy's exec_driver_sql. Only the schema's own
+# column names are formatted in: no input reaches the SQL text. The RETURNING columns are
+# aliased (a family and a user both have an id) and come in the records' field order.
+_ROTATE_IN_ONE_STATEMENT = f"""
     WITH spent AS (
         UPDATE refresh_tokens AS t
-        SET spent_at = :now, successor_hash = :successor_hash,
-            sealed_successor = :sealed_successor
+        SET spent_at = %(now)s, successor_hash = %(successor_hash)s,
+            sealed_successor = %(sealed_successor)s
         FROM families AS f, users AS u
-        WHERE t.token_hash = :token_hash AND t.spent_at IS NULL AND t.expires_at > :now
-          AND f.id = t.family_id AND f.revoked_at IS NULL AND f.expires_at > :now
+        WHERE t.token_hash = %(token_hash)s AND t.spent_at IS NULL AND t.expires_at > %(now)s
+          AND f.id = t.family_id AND f.revoked_at IS NULL AND f.expires_at > %(now)s
           AND u.id = f.user_id AND NOT u.disabled
           -- DPoP (see rotate): only a rotation the binding allows; the rest is judged apart.
-          AND (f.dpop_jkt = :dpop_jkt OR (f.dpop_jkt IS NULL AND :bearer_allowed))
-        RETURNING {", ".join(f"f.{name} AS f_{name}" for name in _FAMILY_COLUMNS)},
-                  {", ".join(f"u.{name} AS u_{name}" for name in _USER_COLUMNS)}
+          AND (f.dpop_jkt = %(dpop_jkt)s OR (f.dpop_jkt IS NULL AND %(bearer_allowed)s))
+        RETURNING {", ".join(f"f.{name} AS f_{name}" for name in _FAMILY_FIELDS)},
+                  {", ".join(f"u.{name} AS u_{name}" for name in _USER_FIELDS)}
     ), successor AS (
         INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at)
-        SELECT :successor_hash, f_id, :now, LEAST(:now + :idle_ttl, f_expires_at) FROM spent
+        SELECT %(successor_hash)s, f_id, %(now)s, LEAST(%(now)s + %(idle_ttl)s, f_expires_at)
+        FROM spent
     )
     SELECT * FROM spent
     """  # noqa: S608
-)
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """A refresh token presented for rotation, and what rotating it stores (``rotate``)."""
+
+    token_hash: str
+    new_token_hash: str
+    sealed_successor: bytes
+    now: float
+    idle_ttl: float
+    grace: float
+    forget_after: float
+    dpop_jkt: str | None = None
+    bearer_allowed: bool = True
+
+    def one_statement_parameters(self) -> dict[str, Any]:
+        """The parameters of ``_ROTATE_IN_ONE_STATEMENT``."""
+        return {
+            "token_hash": self.token_hash,
+            "successor_hash": self.new_token_hash,
+            "sealed_successor": self.sealed_successor,
+            "now": self.now,
+            "idle_ttl": self.idle_ttl,
+            "dpop_jkt": self.dpop_jkt,
+            "bearer_allowed": self.bearer_allowed,
+        }
+
+
+def _rotated(row: Sequence[Any]) -> Rotation:
+    """The ``ok`` rotation of the one statement's row: the family's fields, then the user's."""
+    split = len(_FAMILY_FIELDS)
+    return Rotation("ok", Family(*row[:split]), User(*row[split:]))
 
 
 class SessionStore(Database):
@@ -177,19 +214,7 @@ class SessionStore(Database):
             )
         return family
 
-    def rotate(
-        self,
-        token_hash: str,
-        new_token_hash: str,
-        *,
-        sealed_successor: bytes,
-        now: float,
-        idle_ttl: float,
-        grace: float,
-        forget_after: float,
-        dpop_jkt: str | None = None,
-        bearer_allowed: bool = True,
-    ) -> Rotation:
+    def rotate(self, presented: Presented) -> Rotation:
         """Spend a refresh token and store its successor, atomically.
 
         DPoP (RFC 9449 §5): ``dpop_jkt`` is the thumbprint of the key that signed the request's
@@ -207,81 +232,68 @@ class SessionStore(Database):
         """
         if self.dialect == "postgresql":
             with self._statement() as connection:
-                row = connection.execute(
-                    _ROTATE_IN_ONE_STATEMENT,
-                    {
-                        "token_hash": token_hash,
-                        "successor_hash": new_token_hash,
-                        "sealed_successor": sealed_successor,
-                        "now": now,
-                        "idle_ttl": idle_ttl,
-                        "dpop_jkt": dpop_jkt,
-                        "bearer_allowed": bearer_allowed,
-                    },
+                row = connection.exec_driver_sql(
+                    _ROTATE_IN_ONE_STATEMENT, presented.one_statement_parameters()
                 ).first()
             if row is not None:
-                mapping = row._mapping
-                family = Family(**{name: mapping[f"f_{name}"] for name in _FAMILY_COLUMNS})
-                user = User(**{name: mapping[f"u_{name}"] for name in _USER_COLUMNS})
-                return Rotation("ok", family, user)
+                return _rotated(row)
+        return self.judge(presented)
+
+    async def rotate_on_loop(self, presented: Presented) -> Rotation | None:
+        """``rotate``'s common case awaited on the event loop (``open_on_loop``): the ``ok``
+        rotation, or None when the one statement did not settle it (or there is no loop
+        pool): then ``judge``, a blocking call, decides."""
+        if self.on_loop is None:
+            return None
+        row = await self.on_loop.fetch_one(
+            _ROTATE_IN_ONE_STATEMENT, presented.one_statement_parameters()
+        )
+        return None if row is None else _rotated(row)
+
+    def judge(self, presented: Presented) -> Rotation:
+        """``rotate``'s general path: every outcome, in one transaction."""
+        find = {"token_hash": presented.token_hash}
         with self._write() as connection:
-            found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
+            found = connection.execute(_FIND_REFRESH_TOKEN, find).first()
             if found is not None:
-                refused = self._key_refusal(
-                    connection, found, dpop_jkt, bearer_allowed, now, forget_after
-                )
+                refused = self._key_refusal(connection, found, presented)
                 if refused is not None:
                     return refused
             if found is not None and found._mapping[refresh_tokens.c.spent_at] is None:
-                rotation = self._spend(
-                    connection, found, new_token_hash, sealed_successor, now, idle_ttl, forget_after
-                )
+                rotation = self._spend(connection, found, presented)
                 if rotation is not None:
                     return rotation
                 # A concurrent rotation of this token committed first (PostgreSQL, READ
                 # COMMITTED: this statement sees its commit): judge the token as it left it.
-                found = connection.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash}).first()
+                found = connection.execute(_FIND_REFRESH_TOKEN, find).first()
             if found is None:
                 return Rotation("unknown")
             family, user = _family_and_user(found)
             if family.revoked_at is not None:
                 return Rotation("revoked", family, user)
-            return self._replay(connection, found, family, user, now, grace, forget_after)
+            return self._replay(connection, found, family, user, presented)
 
     def _key_refusal(
-        self,
-        connection: Connection,
-        found: Any,
-        dpop_jkt: str | None,
-        bearer_allowed: bool,
-        now: float,
-        forget_after: float,
+        self, connection: Connection, found: Any, presented: Presented
     ) -> Rotation | None:
         """The DPoP binding rule, before anything else is judged (see ``rotate``)."""
         family, user = _family_and_user(found)
         if family.revoked_at is not None:
             return None  # already dead: answered as revoked
         if family.dpop_jkt is None:
-            return None if bearer_allowed else Rotation("unbound", family, user)
-        if dpop_jkt == family.dpop_jkt:
+            return None if presented.bearer_allowed else Rotation("unbound", family, user)
+        if presented.dpop_jkt == family.dpop_jkt:
             return None
-        entry = self._revoke_family(connection, family.id, "dpop_key_mismatch", now, forget_after)
+        entry = self._revoke_family(
+            connection, family.id, "dpop_key_mismatch", presented.now, presented.forget_after
+        )
         return Rotation("key_mismatch", family, user, entry)
 
-    def _spend(
-        self,
-        connection: Connection,
-        found: Any,
-        new_token_hash: str,
-        sealed_successor: bytes,
-        now: float,
-        idle_ttl: float,
-        forget_after: float,
-    ) -> Rotation | None:
+    def _spend(self, connection: Connection, found: Any, presented: Presented) -> Rotation | None:
         """Rotate an unspent token; None if a concurrent rotation spent it first."""
         family, user = _family_and_user(found)
         expires_at = found._mapping[refresh_tokens.c.expires_at]
-        refused = self._refusal(connection, family, user, expires_at, now, forget_after)
+        refused = self._refusal(connection, family, user, expires_at, presented)
         if refused is not None:
             return refused
         token_hash = found._mapping[refresh_tokens.c.token_hash]
@@ -291,9 +303,9 @@ class SessionStore(Database):
             _SPEND_REFRESH_TOKEN,
             {
                 "spent_hash": token_hash,
-                "spent_now": now,
-                "successor_hash": new_token_hash,
-                "sealed_successor": sealed_successor,
+                "spent_now": presented.now,
+                "successor_hash": presented.new_token_hash,
+                "sealed_successor": presented.sealed_successor,
             },
         )
         if spent.rowcount != 1:
@@ -301,10 +313,10 @@ class SessionStore(Database):
         connection.execute(
             _INSERT_REFRESH_TOKEN,
             {
-                "new_hash": new_token_hash,
+                "new_hash": presented.new_token_hash,
                 "new_family_id": family.id,
-                "new_issued_at": now,
-                "new_expires_at": min(now + idle_ttl, family.expires_at),
+                "new_issued_at": presented.now,
+                "new_expires_at": min(presented.now + presented.idle_ttl, family.expires_at),
             },
         )
         return Rotation("ok", family, user)
@@ -315,28 +327,27 @@ class SessionStore(Database):
         found: Any,
         family: Family,
         user: User,
-        now: float,
-        grace: float,
-        forget_after: float,
+        presented: Presented,
     ) -> Rotation:
         """A spent token presented again: the previous token within the grace, else theft."""
         spent = found._mapping
         successor = None
+        grace = presented.grace
         # grace 0 means none: a concurrent spend may carry a later clock than ours.
-        if grace > 0 and now - spent[refresh_tokens.c.spent_at] <= grace:
+        if grace > 0 and presented.now - spent[refresh_tokens.c.spent_at] <= grace:
             successor = connection.execute(
                 _FIND_SUCCESSOR, {"successor_hash": spent[refresh_tokens.c.successor_hash]}
             ).first()
         # Only the token just before the current (unspent) one; an older one is theft.
         if successor is not None and successor.spent_at is None:
-            refused = self._refusal(
-                connection, family, user, successor.expires_at, now, forget_after
-            )
+            refused = self._refusal(connection, family, user, successor.expires_at, presented)
             if refused is not None:
                 return refused
             sealed = spent[refresh_tokens.c.sealed_successor]
             return Rotation("previous", family, user, sealed_successor=sealed)
-        entry = self._revoke_family(connection, family.id, "reuse", now, forget_after)
+        entry = self._revoke_family(
+            connection, family.id, "reuse", presented.now, presented.forget_after
+        )
         return Rotation("reused", family, user, entry)
 
     def _refusal(
@@ -345,14 +356,16 @@ class SessionStore(Database):
         family: Family,
         user: User,
         expires_at: float,
-        now: float,
-        forget_after: float,
+        presented: Presented,
     ) -> Rotation | None:
         """Why a live token (expiring at ``expires_at``) gets no new pair, or None."""
+        now = presented.now
         if family.revoked_at is not None:
             return Rotation("revoked", family, user)
         if user.disabled:
-            entry = self._revoke_family(connection, family.id, "disabled", now, forget_after)
+            entry = self._revoke_family(
+                connection, family.id, "disabled", now, presented.forget_after
+            )
             return Rotation("disabled", family, user, entry)
         if expires_at <= now or family.expires_at <= now:
             return Rotation("expired", family, user)
