@@ -98,7 +98,11 @@ class HttpFeedPublisher:
         # The highest cursor the server has read from its store: every entry up to it is here.
         self._cursor = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._changed: asyncio.Event | None = None
+        # The held long-polls, each a future the next publish completes. Not an asyncio.Event
+        # awaited under wait_for: that took four turns of a loaded event loop from the
+        # publish to the answer (the event, its task, wait_for's callback, the route), each
+        # as long as every other ready request's step; a future awaited directly takes two.
+        self._waiters: set[asyncio.Future[None]] = set()
         self._closing = False
         #: Long-polls held right now (a gauge for /metrics).
         self.polls = 0
@@ -112,7 +116,6 @@ class HttpFeedPublisher:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Bind to the server's event loop so publishes from worker threads wake waiters."""
         self._loop = loop
-        self._changed = asyncio.Event()
 
     def publish(self, entries: Sequence[Revocation], cursor: int) -> list[Revocation]:
         """Take ``entries`` (read in cursor order) and move the cursor to ``cursor``, in one
@@ -130,9 +133,9 @@ class HttpFeedPublisher:
         return fresh
 
     def _wake(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = asyncio.Event()
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            _settle(waiter)
 
     def page(self, since: int, *, now: float) -> FeedPage:
         """Live entries above ``since`` and the cursor they reach, read together."""
@@ -152,17 +155,22 @@ class HttpFeedPublisher:
         self.polls += 1
         try:
             while True:
-                changed = self._changed
                 page = self.page(since, now=now)
                 remaining = deadline - loop.time()
-                if changed is None or remaining <= 0 or page.entries or page.closing:
+                if self._loop is None or remaining <= 0 or page.entries or page.closing:
                     return page
                 if page.cursor < since:
                     return page
+                # Registered before this task yields: a publish's _wake runs on this loop,
+                # so it comes after, and sees this waiter (no wake-up is lost in between).
+                waiter = loop.create_future()
+                self._waiters.add(waiter)
+                timer = loop.call_later(remaining, _settle, waiter)
                 try:
-                    await asyncio.wait_for(changed.wait(), remaining)
-                except TimeoutError:
-                    return self.page(since, now=now)
+                    await waiter
+                finally:
+                    timer.cancel()
+                    self._waiters.discard(waiter)
         finally:
             self.polls -= 1
 
@@ -185,6 +193,11 @@ class HttpFeedPublisher:
         with self._lock:
             self._entries = [e for e in self._entries if e.forget_after >= now]
             self._cursors = [e.cursor for e in self._entries]
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _parse_answer(body: Any) -> tuple[int, list[Revocation]]:
