@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from jotkit.store import Conflict, Presented, Rotation, Store, StoreError
-from jotkit.store import loop as loop_module
 from jotkit.store.engine import POOL_TIMEOUT_SECONDS
 from jotkit.store.loop import LoopConnections
 from servers import PG_URL
@@ -82,14 +81,12 @@ def test_a_database_that_is_down_fails_at_once_with_a_store_error() -> None:
     assert asyncio.run(scenario()) < POOL_TIMEOUT_SECONDS
 
 
-def test_a_connection_dropped_while_idle_is_replaced_after_the_ping(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_connection_dropped_while_idle_is_replaced_after_the_ping(store: Store) -> None:
     async def scenario() -> None:
         pool = _pool(store)
         first = await _backend_pid(pool)
         _terminate(first)
-        monkeypatch.setattr(loop_module, "PING_IDLE_SECONDS", 0.0)  # "idle long enough"
+        pool.ping_idle_seconds = 0.0  # "idle long enough"
         assert await _backend_pid(pool) != first  # pinged, found dead, replaced
         await store.close_on_loop()
 

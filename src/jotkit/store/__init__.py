@@ -7,7 +7,7 @@ from jotkit.extras import require_extra
 require_extra("the jotkit store", "'jotkit[server]'", "sqlalchemy", "alembic")
 
 # These imports need the extra checked above.
-from jotkit.store.engine import Conflict, StoreError  # noqa: E402
+from jotkit.store.errors import Conflict, StoreError  # noqa: E402
 from jotkit.store.keys import KeyRecord  # noqa: E402
 from jotkit.store.sessions import Family, Presented, Rotation  # noqa: E402
 from jotkit.store.store import Store  # noqa: E402

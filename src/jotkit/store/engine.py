@@ -22,8 +22,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
 
-from jotkit.codes import ERR_CONFLICT, ERR_STORE
 from jotkit.extras import require_extra
+from jotkit.store.errors import Conflict, StoreError
 
 if TYPE_CHECKING:
     from jotkit.store.loop import LoopConnections
@@ -39,23 +39,6 @@ PING_IDLE_SECONDS = 5.0
 RECYCLE_SECONDS = 1800
 # How long a request waits for a pooled connection when every one is busy.
 POOL_TIMEOUT_SECONDS = 10.0
-
-
-class StoreError(RuntimeError):
-    """The database is unreachable or refused an operation. Nothing was written, unless
-    ``outcome_unknown``: the connection failed while committing, so the change may be in."""
-
-    code = ERR_STORE
-
-    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
-        super().__init__(message)
-        self.outcome_unknown = outcome_unknown
-
-
-class Conflict(StoreError):
-    """The row already exists (a user with that email...)."""
-
-    code = ERR_CONFLICT
 
 
 class Database:
@@ -150,11 +133,20 @@ class Database:
             return
         from jotkit.store.loop import LoopConnections  # psycopg: the postgres extra
 
+        self.on_loop = LoopConnections(
+            self.libpq_connect_args(),
+            size=self._pool_connections,
+            ping_idle_seconds=PING_IDLE_SECONDS,
+            recycle_seconds=RECYCLE_SECONDS,
+            pool_timeout_seconds=POOL_TIMEOUT_SECONDS,
+        )
+
+    def libpq_connect_args(self) -> dict[str, Any]:
+        """What a psycopg connection of our own is opened with (PostgreSQL): the URL's
+        parameters and the engine's ``connect_args``."""
         _, connect_args = self.engine.dialect.create_connect_args(self.engine.url)
         connect_args.pop("context", None)  # SQLAlchemy's own adapters, not libpq's
-        self.on_loop = LoopConnections(
-            {**connect_args, **self.connect_args}, size=self._pool_connections
-        )
+        return {**connect_args, **self.connect_args}
 
     async def close_on_loop(self) -> None:
         """Close the event loop's connections (``open_on_loop``)."""

@@ -21,13 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import ConnStatus, TransactionStatus
 
-from jotkit.store.engine import (
-    PING_IDLE_SECONDS,
-    POOL_TIMEOUT_SECONDS,
-    RECYCLE_SECONDS,
-    Conflict,
-    StoreError,
-)
+from jotkit.store.errors import Conflict, StoreError
 
 __all__ = ["LoopConnections"]
 
@@ -35,14 +29,26 @@ __all__ = ["LoopConnections"]
 class LoopConnections:
     """At most ``size`` connections, opened on demand, kept while healthy.
 
-    A connection idle for ``PING_IDLE_SECONDS`` is pinged before use and one older than
-    ``RECYCLE_SECONDS`` is replaced (as the thread pool's, store/engine.py); one left broken,
+    A connection idle for ``ping_idle_seconds`` is pinged before use and one older than
+    ``recycle_seconds`` is replaced (the thread pool's figures, store/engine.py); one left broken,
     closed or not idle is closed, never reused. A statement cancelled midway (the request's
     task cancelled) is cancelled in the server by psycopg, which then drains the connection.
     """
 
-    def __init__(self, connect_args: Mapping[str, Any], *, size: int) -> None:
+    def __init__(
+        self,
+        connect_args: Mapping[str, Any],
+        *,
+        size: int,
+        ping_idle_seconds: float,
+        recycle_seconds: float,
+        pool_timeout_seconds: float,
+    ) -> None:
+        """``pool_timeout_seconds``: how long a statement waits for one of the ``size``."""
         self._connect_args = dict(connect_args)
+        self.ping_idle_seconds = ping_idle_seconds
+        self._recycle_seconds = recycle_seconds
+        self._pool_timeout_seconds = pool_timeout_seconds
         self._slots = asyncio.Semaphore(size)
         self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []  # (it, returned at)
         self._opened_at: dict[int, float] = {}  # id(connection) -> when it was opened
@@ -56,7 +62,7 @@ class LoopConnections:
         ``outcome_unknown`` when the link died while the statement ran (it may have committed).
         """
         try:
-            async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self._pool_timeout_seconds):
                 await self._slots.acquire()
         except TimeoutError:
             raise StoreError("database busy: no connection free within the pool timeout") from None
@@ -89,10 +95,10 @@ class LoopConnections:
         while self._idle:
             connection, returned_at = self._idle.pop()  # the warmest: the rest may age out
             if _ended_by_server(connection) or (
-                now - self._opened_at.get(id(connection), now) > RECYCLE_SECONDS
+                now - self._opened_at.get(id(connection), now) > self._recycle_seconds
             ):
                 await self._drop(connection)
-            elif now - returned_at < PING_IDLE_SECONDS or await self._answers(connection):
+            elif now - returned_at < self.ping_idle_seconds or await self._answers(connection):
                 return connection
         try:
             connection = await psycopg.AsyncConnection.connect(

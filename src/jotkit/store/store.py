@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import and_, delete, select
 
 from jotkit.store.dpop import DPoPStore
-from jotkit.store.engine import Conflict, StoreError
+from jotkit.store.errors import Conflict, StoreError
 from jotkit.store.keys import KeyRecord, KeyStore
 from jotkit.store.revocations import RevocationStore
 from jotkit.store.schema import dpop_proofs, families, refresh_tokens, revocations, signing_keys
