@@ -366,7 +366,20 @@ def _verdicts(rows: list[dict[str, Any]]) -> None:
     print()
     one, two = at("1 instance", 32), at("2 instances", 32)
     print(f"one instance at c=32: {one:.0f} refresh/s (target >= 1000)")
-    print(f"2 instances / 1 at c=32: {two / one:.2f}x (target >= 1.7x)")
+    print(f"2 instances / 1 at c=32: {two / one:.2f}x (target >= 1.7x, or the limit explained)")
+    # The limit: every refresh costs CPU in jotkit, PostgreSQL and wrk, all on this machine's
+    # cores. At full use they carry cores / (CPU per refresh) refreshes a second, whatever the
+    # number of instances; a second instance can add at most that over what one does.
+    for row in rows:
+        if row["c"] == 32 and row["deployment"] == "2 instances":
+            per_refresh_ms = row["cpu_ms_jotkit"] + row["cpu_ms_postgres"] + row["cpu_ms_wrk"]
+            ceiling = (os.cpu_count() or 1) * 1000 / per_refresh_ms
+            print(
+                f"  limit: {os.cpu_count()} cores / {per_refresh_ms:.2f} ms CPU per refresh "
+                f"(jotkit {row['cpu_ms_jotkit']:.2f} + PostgreSQL {row['cpu_ms_postgres']:.2f} "
+                f"+ wrk {row['cpu_ms_wrk']:.2f}) = {ceiling:.0f} refresh/s at best, "
+                f"{ceiling / one:.2f}x one instance; 2 instances reach {two / ceiling:.0%} of it"
+            )
     print(f"--workers 2 / 1 at c=32: {at('--workers 2', 32) / one:.2f}x")
     for label in DEPLOYMENTS:
         series = [r["refresh_per_s"] for r in rows if r["deployment"] == label]
