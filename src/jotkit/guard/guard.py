@@ -201,7 +201,7 @@ class Guard:
         if self.jwks is not None:
             self.jwks.check()
         try:
-            self._verifier.verify(hit[0])  # a cache hit, or a full check if it was evicted
+            self._verifier.check(hit[0])  # a cache hit, or a full check if it was evicted
         except KeyNotFound:
             return None  # keys changed under us: take the slow path, which may refetch them
         return hit
