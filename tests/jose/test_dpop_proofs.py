@@ -112,3 +112,44 @@ def test_cached_header_still_checks_the_signature() -> None:
     with pytest.raises(DPoPError) as caught:
         checker.check(forged, method="GET", url=URL, now=now)
     assert caught.value.code == "ERR_DPOP_SIGNATURE"
+
+
+def _checker_with_cached_header(key: Key, now: float) -> ProofChecker:
+    checker = ProofChecker()
+    checker.check(make_proof(key, "GET", URL, now=now), method="GET", url=URL, now=now)
+    return checker
+
+
+def test_cached_header_still_refuses_a_proof_of_the_wrong_shape() -> None:
+    key, now = Key.generate("ES256"), time.time()
+    checker = _checker_with_cached_header(key, now)
+    proof = make_proof(key, "GET", URL, now=now)
+    for shape in (proof + ".AAAA", proof.rpartition(".")[0], proof.partition(".")[0]):
+        with pytest.raises(DPoPError) as caught:
+            checker.check(shape, method="GET", url=URL, now=now)
+        assert caught.value.code == "ERR_DPOP_MALFORMED"
+
+
+def test_cached_header_still_refuses_a_non_canonical_payload() -> None:
+    # A second spelling of the same payload bytes (non-zero unused bits, RFC 4648 §3.5).
+    key, now = Key.generate("ES256"), time.time()
+    checker = _checker_with_cached_header(key, now)
+    proof = next(
+        proof
+        for proof in (make_proof(key, "GET", URL, now=now, jti="j" * n) for n in range(1, 5))
+        if len(proof.split(".")[1]) % 4 == 2
+    )
+    header, payload, signature = proof.split(".")
+    respelt = payload[:-1] + chr(ord(payload[-1]) + 1)
+    with pytest.raises(DPoPError) as caught:
+        checker.check(f"{header}.{respelt}.{signature}", method="GET", url=URL, now=now)
+    assert caught.value.code == "ERR_DPOP_MALFORMED"
+
+
+def test_cached_header_follows_a_narrowed_allow_list() -> None:
+    key, now = Key.generate("ES256"), time.time()
+    checker = _checker_with_cached_header(key, now)
+    checker.policy = ProofPolicy(algorithms=("ES384",))
+    with pytest.raises(DPoPError) as caught:
+        checker.check(make_proof(key, "GET", URL, now=now), method="GET", url=URL, now=now)
+    assert caught.value.code == "ERR_DPOP_ALG"

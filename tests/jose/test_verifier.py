@@ -115,6 +115,22 @@ def test_cached_token_revoked_when_hook_flips(key: Key) -> None:
     assert v.verify(token)
 
 
+def test_check_applies_the_clock_and_revocation_of_verify_to_a_cached_token(key: Key) -> None:
+    clock, hook = Clock(), Revocations()
+    v = Verifier(key.public(), clock=clock, is_revoked=hook)
+    token = jwt.sign({"exp": NOW + 60, "jti": "1", "cnf": {"jkt": "x"}}, key)
+    assert v.check(token) is None  # first sight: verified in full, then cached
+    assert v.check(token) is None
+    assert hook.calls == 2
+    hook.revoked = True
+    _assert_raises(RevokedToken, "ERR_JWT_REVOKED", v.check, token)
+    hook.revoked = False
+    clock.now = NOW + 60
+    _assert_raises(ExpiredToken, "ERR_JWT_EXPIRED", v.check, token)
+    assert token not in v._cache
+    _assert_raises(InvalidSignature, "ERR_JWS_SIGNATURE_INVALID", v.check, token[:-4] + "AAAA")
+
+
 def test_revoked_token_is_rejected_on_first_sight_and_not_cached(key: Key) -> None:
     hook = Revocations()
     hook.revoked = True

@@ -201,7 +201,7 @@ class Guard:
         if self.jwks is not None:
             self.jwks.check()
         try:
-            self._verifier.verify(hit[0])  # a cache hit, or a full check if it was evicted
+            self._verifier.check(hit[0])  # a cache hit, or a full check if it was evicted
         except KeyNotFound:
             return None  # keys changed under us: take the slow path, which may refetch them
         return hit
@@ -400,9 +400,7 @@ class Guard:
             )
         if self.public_url is not None:
             url = self.public_url + (urlsplit(url).path or "/")
-        checked = self._proofs.check(
-            proof, method=method, url=url, now=self._clock(), access_token=token, jkt=claims.jkt
-        )
+        checked = self._proofs.check_request(proof, method, url, self._clock(), token, claims.jkt)
         # Keyed by the key too: one client's jti cannot block another's.
         if not self.dpop_replay.first_use(f"{checked.jkt}:{checked.jti}", self._replay_ttl):
             raise DPoPError(

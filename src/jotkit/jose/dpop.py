@@ -46,7 +46,7 @@ from jotkit.codes import ERR_DPOP_MISSING as ERR_DPOP_MISSING
 from jotkit.codes import ERR_DPOP_MULTIPLE as ERR_DPOP_MULTIPLE
 from jotkit.codes import ERR_DPOP_REPLAYED as ERR_DPOP_REPLAYED
 from jotkit.jose import jws
-from jotkit.jose.algorithms import ALGORITHMS
+from jotkit.jose.algorithms import ALGORITHMS, Algorithm
 from jotkit.jose.b64 import b64encode
 from jotkit.jose.errors import JoseError
 from jotkit.jose.keys import Key
@@ -244,7 +244,8 @@ class ProofChecker:
     def __init__(self, policy: ProofPolicy | None = None) -> None:
         """Check under ``policy`` (the defaults of ProofPolicy when None)."""
         self.policy = policy if policy is not None else ProofPolicy()
-        self._keys: dict[str, tuple[Key, str]] = {}
+        # Header segment -> (embedded key, its thumbprint, the header's algorithm).
+        self._headers: dict[bytes, tuple[Key, str, Algorithm]] = {}
         self._urls: dict[str, str] = {}
         self._hashes: dict[str, str] = {}
 
@@ -263,22 +264,66 @@ class ProofChecker:
         ``access_token``: require ``ath`` to be its hash. ``jkt``: require the proof's key to
         have this thumbprint (the token's ``cnf.jkt``). Raises DPoPError.
         """
+        return self.check_request(proof, method, url, now, access_token, jkt)
+
+    def check_request(
+        self,
+        proof: str,
+        method: str,
+        url: str,
+        now: float,
+        access_token: str | None,
+        jkt: str | None,
+    ) -> Proof:
+        """``check``, positional: the guard's per-request path.
+
+        A header seen before (its key built, its rules checked and a signature under it
+        verified) is not parsed again: what it says is fixed by its text. The rest of the
+        proof (payload, signature, claims) is checked in full every time."""
         policy = self.policy
         if type(proof) is not str or len(proof) > policy.max_proof_bytes or not proof.isascii():
             raise DPoPError("the DPoP header is not a compact JWS", code=ERR_DPOP_MALFORMED)
-        dot = proof.find(".")
-        header_segment = proof[:dot] if dot > 0 else proof  # no dot: refused below
-        cached = self._keys.get(header_segment)
-        if cached is None:
-            try:
-                header = jws.decode_header(header_segment)
-            except JoseError:
-                raise DPoPError(
-                    "the DPoP proof header does not parse", code=ERR_DPOP_MALFORMED
-                ) from None
-            key, thumbprint = _embedded_key(header, policy)
+        data = proof.encode()
+        header_end = data.find(b".")
+        header_segment = data[:header_end] if header_end > 0 else data  # no dot: refused below
+        known = self._headers.get(header_segment) if header_end > 0 else None
+        if known is None:
+            payload, thumbprint = self._first_sight(proof, header_segment, policy)
         else:
-            key, thumbprint = cached
+            key, thumbprint, alg = known
+            # The allow-list is read on every call, as jws.verify does: a cached header does
+            # not outlive a change of policy.
+            if alg.name not in policy.algorithms:
+                raise DPoPError(f"alg {alg.name} is not allowed for DPoP", code=ERR_DPOP_ALG)
+            try:
+                payload = jws.verify_routed(data, header_end, alg, key)
+            except JoseError as exc:
+                code = (
+                    ERR_DPOP_SIGNATURE
+                    if exc.code == ERR_JWS_SIGNATURE_INVALID
+                    else ERR_DPOP_MALFORMED
+                )
+                raise DPoPError(f"DPoP proof refused: {exc}", code=code) from None
+            except Exception as exc:  # a bug of ours must still not leak as a non-JoseError
+                raise DPoPError(
+                    f"DPoP proof could not be processed ({type(exc).__name__})",
+                    code=ERR_DPOP_MALFORMED,
+                ) from None
+        return self._check_claims(payload, method, url, now, access_token, jkt, thumbprint)
+
+    def _first_sight(
+        self, proof: str, header_segment: bytes, policy: ProofPolicy
+    ) -> tuple[bytes, str]:
+        """A header not seen before: parse it (strictly, jws.decode_header), apply the header
+        rules of §4.3, build its key and verify the proof with jws.verify; then remember it.
+        Returns (payload, thumbprint)."""
+        try:
+            header = jws.decode_header(header_segment)
+        except JoseError:
+            raise DPoPError(
+                "the DPoP proof header does not parse", code=ERR_DPOP_MALFORMED
+            ) from None
+        key, thumbprint = _embedded_key(header, policy)
         try:
             verified = jws.verify(proof, key, algorithms=policy.algorithms)
         except JoseError as exc:
@@ -286,11 +331,10 @@ class ProofChecker:
                 ERR_DPOP_SIGNATURE if exc.code == ERR_JWS_SIGNATURE_INVALID else ERR_DPOP_MALFORMED
             )
             raise DPoPError(f"DPoP proof refused: {exc}", code=code) from None
-        if cached is None:
-            if len(self._keys) >= _HEADER_CACHE_SIZE:
-                self._keys.clear()
-            self._keys[header_segment] = (key, thumbprint)
-        return self._check_claims(verified.payload, method, url, now, access_token, jkt, thumbprint)
+        if len(self._headers) >= _HEADER_CACHE_SIZE:
+            self._headers.clear()
+        self._headers[header_segment] = (key, thumbprint, ALGORITHMS[verified.header["alg"]])
+        return verified.payload, thumbprint
 
     def _check_claims(
         self,

@@ -286,6 +286,45 @@ def verify_compact(
     return header, payload, key
 
 
+def verify_routed(data: bytes, header_end: int, alg: Algorithm, key: Key) -> bytes:
+    """The payload of the compact JWS ``data`` (ASCII bytes) whose protected header,
+    ``data[:header_end]``, the caller has already parsed and checked, and has seen a signature
+    by ``key`` under ``alg`` verify. The core's internal interface, not in ``__all__``: the
+    DPoP checker's per-request path, which caches each embedded key by its header text.
+
+    What is left to check is what verify_compact checks on a header memo hit: exactly three
+    segments, a strict canonical base64url payload and signature, and the signature. Raises
+    MalformedToken or InvalidSignature. (verify_compact keeps its own inlined copy of these
+    lines; see its docstring.)"""
+    try:
+        payload_segment, signature_segment = data[header_end + 1 :].split(b".")
+    except ValueError:
+        raise shape_error(data, data.count(b".") + 1) from None
+    payload_rest = len(payload_segment) & 3
+    signature_rest = len(signature_segment) & 3
+    try:
+        payload = a2b_base64(
+            payload_segment.translate(URL_TO_STD) + PADDING[payload_rest], strict_mode=True
+        )
+        signature = a2b_base64(
+            signature_segment.translate(URL_TO_STD) + PADDING[signature_rest], strict_mode=True
+        )
+    except ValueError:
+        raise MalformedToken("the payload or signature is not strict unpadded base64url") from None
+    tail = CANONICAL_TAILS[payload_rest]
+    if tail is not None and payload_segment[-1] not in tail:
+        raise MalformedToken(
+            "the payload is not canonical base64url (its last character has non-zero unused bits)"
+        )
+    tail = CANONICAL_TAILS[signature_rest]
+    if tail is not None and signature_segment[-1] not in tail:
+        raise InvalidSignature("the signature is not canonical base64url")
+    signing_input = data[: header_end + 1 + len(payload_segment)]
+    if not alg.verify(key.jws_verify_material, signing_input, signature):
+        raise InvalidSignature(f"{alg.name} signature does not verify")
+    return payload
+
+
 def verify(
     token: str | bytes,
     key_or_keyset: Key | KeySet,

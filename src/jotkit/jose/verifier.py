@@ -141,6 +141,26 @@ class Verifier:
             del self._cache[token]  # type: ignore[arg-type]
         return self._verify_fully(token)
 
+    def check(self, token: str) -> None:
+        """``verify`` for a caller that holds the claims already (the guard's header cache):
+        the same checks, but no copy of the claims is made (for nested claims, such as a
+        DPoP-bound token's ``cnf``, that copy is a JSON decode: ~0.5 µs per request)."""
+        hit = self._cache.get(token)
+        if hit is not None:
+            claims, valid_from, valid_until, _ = hit
+            try:
+                now = self._clock()
+                if valid_from <= now < valid_until:
+                    if self._is_revoked is not None and self._is_revoked(claims):
+                        raise RevokedToken("token has been revoked")
+                    return
+            except JoseError:
+                raise
+            except Exception as exc:
+                raise MalformedToken(f"revocation check failed ({type(exc).__name__})") from None
+            del self._cache[token]
+        self._verify_fully(token)
+
     def _verify_fully(self, token: Any) -> dict[str, Any]:
         policy = self._policy
         try:

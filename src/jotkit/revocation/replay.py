@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -54,7 +55,11 @@ class MemoryReplayCache:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
         self._clock = clock
-        self._expiry: dict[str, float] = {}
+        # An OrderedDict, not a dict: dropping entries from the front of a dict leaves dummy
+        # slots that next(iter()) walks over until the dict is resized, so in the steady state
+        # (proofs expiring as fast as they come) each insert scanned thousands of them: 7-40 µs
+        # per insert at 700 proofs/s, against ~0.5 µs here (an insert costs ~0.08 µs more).
+        self._expiry: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
         self._next_prune = 0.0
 
@@ -79,7 +84,7 @@ class MemoryReplayCache:
                     oldest = next(iter(entries))
                     if entries[oldest] > now and len(entries) < self.max_entries:
                         break
-                    del entries[oldest]  # expired, or the cache is full
+                    entries.popitem(last=False)  # expired, or the cache is full
             entries[key] = now + ttl_seconds
         return True
 
