@@ -213,6 +213,10 @@ def test_health_readiness_metrics_and_openapi(server: ServerProcess) -> None:
     metrics = server.client.get("/metrics").text
     assert re.search(r"^jotkit_logins_total [1-9]", metrics, re.MULTILINE)
     assert "jotkit_verify_seconds_count" in metrics
+    # What start-up built is frozen out of full collections (their pauses were the tail).
+    frozen = re.search(r"^jotkit_gc_frozen_objects (\d+)$", metrics, re.MULTILINE)
+    assert frozen is not None and int(frozen[1]) > 10_000
+    assert re.search(r"^jotkit_gc_full_collections \d+$", metrics, re.MULTILINE)
     openapi = server.client.get("/openapi.json").json()
     assert {"/login", "/token/refresh", "/revoke", "/introspect"} <= set(openapi["paths"])
 

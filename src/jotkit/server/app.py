@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import importlib
 import logging
 import time
@@ -155,6 +156,21 @@ def _bound_database_threads(count: int) -> None:
     asyncio.get_running_loop().set_default_executor(executor)
 
 
+def _freeze_startup_heap() -> None:
+    """Keep what start-up built (modules, the app, the service: ~150k objects) out of the
+    garbage collector's full collections from now on.
+
+    Under load, request objects alive across two young collections reach the oldest
+    generation, and CPython then runs a full collection every ~0.6 s; each one walked every
+    start-up object again and stopped the whole process for 50-140 ms (measured at c=32 on 2
+    cores): the tail of refresh latency and of the revocation feed's answers. Frozen, they
+    are never walked (full collections took ~1.5 ms). Garbage is collected first, so no cycle
+    is frozen for good.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings, *, service: AuthService | None = None, worker: int | None = None
 ) -> FastAPI:
@@ -170,6 +186,7 @@ def create_app(
         ready.feed.http.attach(asyncio.get_running_loop())
         ready.store.open_on_loop()
         app.state.service = ready
+        _freeze_startup_heap()
         app.state.worker = worker or 0
         tasks = [asyncio.create_task(_upkeep(ready)), asyncio.create_task(_follow_store(ready))]
         follower = None

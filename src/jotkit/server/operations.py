@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
@@ -58,6 +59,16 @@ async def metrics(request: Request, service: Service) -> PlainTextResponse:
                 "jotkit_revocation_entries_not_held",
                 "Revocation entries not held because the set was full (since start).",
                 revocations.not_held,
+            ),
+            (
+                "jotkit_gc_frozen_objects",
+                "Objects built at start-up that garbage collection no longer walks.",
+                gc.get_freeze_count(),
+            ),
+            (
+                "jotkit_gc_full_collections",
+                "Full (oldest generation) garbage collections since start.",
+                gc.get_stats()[2]["collections"],
             ),
             (
                 "jotkit_signing_keys",
