@@ -11,6 +11,11 @@ hex value (uuid4, as the auth server makes them), ``forget_after`` 15 minutes ah
 - ``RevocationSet``: what every verifier (guard) holds;
 - server: the auth server's feed, the set plus its entries by cursor for ``GET /revocations``.
 
+A third reading, ``full GC ms``: one full garbage collection with the structure held, less one
+without it (best of 5 each). Every full collection walks what the garbage collector tracks, and
+it stops the whole process while it does, so what a structure adds there is a pause every
+request may meet.
+
     .venv/bin/python benchmarks/bench_revocation_memory.py            # 10^5 and 10^6
     .venv/bin/python benchmarks/bench_revocation_memory.py --quick    # 10^4 and 10^5
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import os
 import platform
 import subprocess
@@ -71,19 +77,43 @@ def _build(structure: str, count: int) -> Callable[[], Any]:
     def server() -> Any:
         feed = ServerFeed(store)
         feed.revocations.max_entries = None
-        entries = list(_entries(count))
-        for entry in entries:
-            feed.revocations.add(entry)
-        feed.http.publish(entries, entries[-1].cursor)
+        # In reads of 1,000, as the store brings them: the RSS reading is then the feed's, not
+        # that of a million drafts held at once whose memory the allocator keeps.
+        batch: list[Revocation] = []
+        for entry in _entries(count):
+            batch.append(entry)
+            if len(batch) == 1000:
+                feed._apply(batch, 0)
+                batch = []
+        if batch:
+            feed._apply(batch, 0)
         return feed
 
     return server
 
 
+def _full_collection_ms() -> float:
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        gc.collect()
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def measure(structure: str, count: int, reading: str) -> float:
     """Bytes per entry in this process: ``traced`` (tracemalloc) or ``rss``, never both in
-    one process (tracemalloc's own bookkeeping would inflate the RSS)."""
+    one process (tracemalloc's own bookkeeping would inflate the RSS); or ``gc``: the
+    milliseconds a full collection takes longer with the structure held."""
     build = _build(structure, count)
+    if reading == "gc":
+        gc.collect()
+        before = _full_collection_ms()
+        held = build()
+        gc.collect()  # the first pass untracks what holds nothing collectable
+        grown = _full_collection_ms() - before
+        del held
+        return grown
     if reading == "traced":
         tracemalloc.start()
         held = build()
@@ -119,14 +149,15 @@ def main() -> None:
     print(f"python:  {sys.version.split()[0]} ({platform.python_implementation()})")
     print()
     header = (
-        f"{'structure':<18} {'entries':>9} {'traced B/entry':>15} {'RSS B/entry':>12} {'RSS MB':>8}"
+        f"{'structure':<18} {'entries':>9} {'traced B/entry':>15} {'RSS B/entry':>12} "
+        f"{'RSS MB':>8} {'full GC ms':>11}"
     )
     print(header)
     print("-" * len(header))
     for count in counts:
         floor = None
         for structure in STRUCTURES:
-            traced, rss = (
+            traced, rss, pause = (
                 float(
                     subprocess.run(
                         [sys.executable, __file__, "--one", structure, str(count), reading],
@@ -135,12 +166,12 @@ def main() -> None:
                         check=True,
                     ).stdout
                 )
-                for reading in ("traced", "rss")
+                for reading in ("traced", "rss", "gc")
             )
             floor = floor or traced
             print(
                 f"{structure:<18} {count:>9,} {traced:>15.0f} {rss:>12.0f} "
-                f"{rss * count / 1e6:>8.0f}   {traced / floor:.2f}x floor"
+                f"{rss * count / 1e6:>8.0f} {pause:>11.1f}   {traced / floor:.2f}x floor"
             )
     print()
     print("Live entries ~= revocations/s x (access_ttl_seconds + clock_skew_seconds): at the")
