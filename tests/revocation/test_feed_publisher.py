@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 
 from jotkit.revocation import Revocation
-from jotkit.revocation.http import HttpFeedPublisher
+from jotkit.revocation.http_publisher import HttpFeedPublisher
 
 NOW = 1_800_000_000.0
 

@@ -2,7 +2,7 @@
 
 Every revocation is written to the store first (durable), then published: into this
 process's ``RevocationSet`` (its own guard), to long-polling ``GET /revocations`` clients
-(``jotkit.revocation.http.HttpFeedPublisher``), and to Redis when configured (a
+(``jotkit.revocation.http_publisher.HttpFeedPublisher``), and to Redis when configured (a
 ``jotkit.revocation.transport.FeedPublisher``). ``sync()`` pulls entries other processes wrote
 (a second server instance on PostgreSQL, the CLI), so every instance converges on the store's
 feed. Entries are only ever taken from the store in cursor order, above the highest cursor
@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Sequence
 
 from jotkit.revocation import FeedPublisher, Revocation, RevocationSet
-from jotkit.revocation.http import FeedPage, HttpFeedPublisher
+from jotkit.revocation.http_publisher import FeedPage, HttpFeedPublisher
 from jotkit.store import Store, StoreError
 
 __all__ = ["FeedPage", "ServerFeed"]
