@@ -127,6 +127,9 @@ def test_refreshes_and_revocations_spread_over_both_workers(deployment: ServerPr
                 pairs[i] = answer.json()
                 sent += 1
         assert sum(refreshed().values()) == sent  # every refresh counted once, none lost
+        # Each worker froze its own start-up heap out of full collections (their pauses were
+        # the tail of refresh latency): the freeze runs in the worker's start-up, not the parent's.
+        assert all(v["jotkit_gc_frozen_objects"] > 10_000 for v in per_worker(client).values())
 
         revoked = 0
         while True:
