@@ -130,7 +130,10 @@ def serve(
         run_workers(settings, options)
         return
     uvicorn_config = uvicorn.Config(
-        create_app(settings, service=service), host=settings.host, port=settings.port, **options
+        create_app(settings, service=service, freeze_heap=True),
+        host=settings.host,
+        port=settings.port,
+        **options,
     )
     server = Server(uvicorn_config, on_shutdown=service.feed.http.end_polls)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once done

@@ -172,10 +172,17 @@ def _freeze_startup_heap() -> None:
 
 
 def create_app(
-    settings: Settings, *, service: AuthService | None = None, worker: int | None = None
+    settings: Settings,
+    *,
+    service: AuthService | None = None,
+    worker: int | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The auth server as an ASGI app; ``worker``: its index under ``--workers`` (the parent
-    migrated the store and set up the keys, so the worker only opens them)."""
+    migrated the store and set up the keys, so the worker only opens them). ``freeze_heap``:
+    the process is the server's own (``jotkit serve``), so its start-up ends with
+    ``_freeze_startup_heap``; it is a process-wide setting, left alone when the app is
+    mounted in a process of yours."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -186,7 +193,8 @@ def create_app(
         ready.feed.http.attach(asyncio.get_running_loop())
         ready.store.open_on_loop()
         app.state.service = ready
-        _freeze_startup_heap()
+        if freeze_heap:
+            _freeze_startup_heap()
         app.state.worker = worker or 0
         tasks = [asyncio.create_task(_upkeep(ready)), asyncio.create_task(_follow_store(ready))]
         follower = None

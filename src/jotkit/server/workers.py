@@ -91,7 +91,7 @@ def _serve(
     # The parent's handlers would run here too; uvicorn installs the worker's own.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    app = create_app(settings, worker=index)
+    app = create_app(settings, worker=index, freeze_heap=True)
 
     def end_polls() -> None:
         # The worker's service is built by the app's lifespan: absent if it never started.
