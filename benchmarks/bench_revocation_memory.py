@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import itertools
 import os
 import platform
 import subprocess
@@ -79,14 +80,11 @@ def _build(structure: str, count: int) -> Callable[[], Any]:
         feed.revocations.max_entries = None
         # In reads of 1,000, as the store brings them: the RSS reading is then the feed's, not
         # that of a million drafts held at once whose memory the allocator keeps.
-        batch: list[Revocation] = []
-        for entry in _entries(count):
-            batch.append(entry)
-            if len(batch) == 1000:
-                feed._apply(batch, 0)
-                batch = []
-        if batch:
-            feed._apply(batch, 0)
+        entries = _entries(count)
+        while batch := list(itertools.islice(entries, 1000)):
+            for entry in batch:
+                feed.revocations.add(entry)
+            feed.http.publish(batch, batch[-1].cursor)
         return feed
 
     return server
